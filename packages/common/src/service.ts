@@ -1,0 +1,125 @@
+import type { ApolloServer, BaseContext } from '@apollo/server';
+import { readBool, readOptional, readServiceConfig, readUrl, type ServiceConfig } from './config.js';
+import { defaultDataDir, migrate, openDatabase, type Database } from './db.js';
+import { graphqlRequestListener, healthRoute, listen, type Listening, type RequestInfo } from './http.js';
+import { createLogger, type Logger } from './logger.js';
+
+/** What a subgraph package supplies; the rest of its life cycle is shared. */
+export interface SubgraphDefinition<TContext extends BaseContext> {
+  /** Lower-case name, as in supergraph.yaml. */
+  name: string;
+  defaultPort: number;
+  /** Folder of versioned `NNN_name.sql` migrations. */
+  migrations: URL;
+  /** Loads the demo data; must be idempotent. */
+  seed(db: Database): Promise<{ inserted: number }>;
+  createServer(production: boolean): ApolloServer<TContext>;
+  createContext(db: Database, info: RequestInfo): TContext;
+}
+
+export interface SubgraphConfig extends ServiceConfig {
+  databaseUrl: string | undefined;
+  dataDir: string;
+  seedDemoData: boolean;
+}
+
+export function readSubgraphConfig(
+  name: string,
+  defaultPort: number,
+  env: NodeJS.ProcessEnv = process.env,
+): SubgraphConfig {
+  const service = readServiceConfig(env, defaultPort);
+  const prefix = name.toUpperCase();
+  return {
+    ...service,
+    databaseUrl: readUrl(env, `${prefix}_DATABASE_URL`, ['postgres:', 'postgresql:']),
+    dataDir: readOptional(env, `${prefix}_DATA_DIR`) ?? defaultDataDir(name),
+    seedDemoData: readBool(env, 'SEED_DEMO_DATA', !service.production),
+  };
+}
+
+/** Opens the subgraph's database and brings its schema up to date. */
+export async function prepareDatabase(
+  definition: Pick<SubgraphDefinition<BaseContext>, 'migrations'>,
+  config: Pick<SubgraphConfig, 'databaseUrl' | 'dataDir'>,
+): Promise<{ db: Database; applied: string[] }> {
+  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  try {
+    return { db, applied: await migrate(db, definition.migrations) };
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+}
+
+export interface RunningSubgraph {
+  http: Listening;
+  apollo: ApolloServer<BaseContext>;
+  stop(): Promise<void>;
+}
+
+/** Starts the subgraph's HTTP server on a ready database. Used by main and by tests. */
+export async function serveSubgraph<TContext extends BaseContext>(
+  definition: SubgraphDefinition<TContext>,
+  db: Database,
+  options: { port: number; host: string; production: boolean; log: Logger; corsOrigins?: string[]; bodyLimitBytes?: number },
+): Promise<RunningSubgraph> {
+  const apollo = definition.createServer(options.production);
+  await apollo.start();
+  const http = await listen(
+    graphqlRequestListener(apollo, {
+      log: options.log,
+      corsOrigins: options.corsOrigins ?? [],
+      bodyLimitBytes: options.bodyLimitBytes ?? 1_000_000,
+      routes: healthRoute,
+      context: async (info) => definition.createContext(db, info),
+    }),
+    options.port,
+    options.host,
+  );
+  return {
+    http,
+    apollo: apollo as unknown as ApolloServer<BaseContext>,
+    async stop() {
+      await http.close();
+      await apollo.stop();
+    },
+  };
+}
+
+/**
+ * Entry point of a subgraph process: config, migrations, demo data on an empty
+ * database, HTTP, and a clean stop on SIGTERM or Ctrl-C.
+ */
+export async function runSubgraph<TContext extends BaseContext>(definition: SubgraphDefinition<TContext>): Promise<void> {
+  const config = readSubgraphConfig(definition.name, definition.defaultPort);
+  const log = createLogger(definition.name, config.logLevel);
+  const { db, applied } = await prepareDatabase(definition, config);
+  log.info({ database: db.kind, applied }, 'database ready');
+  if (config.seedDemoData) {
+    const { inserted } = await definition.seed(db);
+    if (inserted > 0) log.info({ inserted }, 'demo data loaded');
+  }
+  const running = await serveSubgraph(definition, db, { ...config, log });
+  log.info({ url: running.http.url }, `${definition.name} subgraph ready`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    await running.stop();
+    await db.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+}
+
+/** Runs a process entry point; a failure is logged and exits non-zero. */
+export function main(name: string, run: () => Promise<void>): void {
+  run().catch((error: unknown) => {
+    process.stderr.write(`${name} failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,74 @@
+import { readFileSync } from 'node:fs';
+import { parse, type GraphQLFormattedError } from 'graphql';
+import { ApolloServer, type BaseContext } from '@apollo/server';
+import {
+  ApolloServerPluginInlineTraceDisabled,
+  ApolloServerPluginLandingPageDisabled,
+} from '@apollo/server/plugin/disabled';
+import { buildSubgraphSchema } from '@apollo/subgraph';
+import { ErrorCode } from './errors.js';
+
+type LegacyModule = Extract<Parameters<typeof buildSubgraphSchema>[0], { resolvers?: unknown }>;
+
+/** Reads a schema file that sits next to the module that asks for it. */
+export function loadSchema(url: URL): string {
+  return readFileSync(url, 'utf8');
+}
+
+const KNOWN_CODES = new Set<string>([
+  ErrorCode.BadUserInput,
+  ErrorCode.NotFound,
+  ErrorCode.Conflict,
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_REQUEST',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+  'OPERATION_RESOLUTION_FAILURE',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+]);
+
+/**
+ * In production, errors that are not deliberate client errors lose their message
+ * and details, so SQL, stack traces and host names never reach a client.
+ */
+export function formatError(production: boolean) {
+  return (formatted: GraphQLFormattedError): GraphQLFormattedError => {
+    const code = formatted.extensions?.code;
+    if (!production) return formatted;
+    if (typeof code === 'string' && KNOWN_CODES.has(code)) {
+      const { stacktrace: _omit, ...extensions } = formatted.extensions ?? {};
+      return { ...formatted, extensions };
+    }
+    return {
+      message: 'Internal server error',
+      ...(formatted.path ? { path: formatted.path } : {}),
+      extensions: { code: ErrorCode.Internal },
+    };
+  };
+}
+
+export interface SubgraphServerOptions {
+  schema: string;
+  /** Resolvers, typed by the generated types where they are written. */
+  resolvers: object;
+  production: boolean;
+}
+
+export function createSubgraphServer<TContext extends BaseContext>(options: SubgraphServerOptions): ApolloServer<TContext> {
+  return new ApolloServer<TContext>({
+    schema: buildSubgraphSchema({
+      typeDefs: parse(options.schema),
+      resolvers: options.resolvers as LegacyModule['resolvers'],
+    }),
+    introspection: !options.production,
+    includeStacktraceInErrorResponses: !options.production,
+    formatError: formatError(options.production),
+    // No Studio reporting from subgraphs, so no inline traces to compute.
+    plugins: [
+      ApolloServerPluginInlineTraceDisabled(),
+      ...(options.production ? [ApolloServerPluginLandingPageDisabled()] : []),
+    ],
+  });
+}

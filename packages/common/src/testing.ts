@@ -1,0 +1,107 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { BaseContext } from '@apollo/server';
+import { migrate, openDatabase, type Database } from './db.js';
+import { createLogger } from './logger.js';
+import { serveSubgraph, type RunningSubgraph, type SubgraphDefinition } from './service.js';
+
+/**
+ * A database of the test's own: a fresh database on the server named by
+ * TEST_DATABASE_URL (dropped again by `drop`), or an in-memory PGlite.
+ */
+export interface TestDatabase {
+  db: Database;
+  drop(): Promise<void>;
+}
+
+export async function createTestDatabase(label: string): Promise<TestDatabase> {
+  const adminUrl = process.env.TEST_DATABASE_URL;
+  if (!adminUrl) {
+    const db = await openDatabase({ dataDir: 'memory://' });
+    return { db, drop: () => db.close() };
+  }
+  const name = `shop_test_${label.replace(/\W/g, '_')}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const db = await openDatabase({ url: url.toString(), poolSize: 5 });
+  return {
+    db,
+    async drop() {
+      await db.close();
+      const client = new pg.Client({ connectionString: adminUrl });
+      await client.connect();
+      try {
+        await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
+
+export interface TestSubgraph extends RunningSubgraph {
+  db: Database;
+  url: string;
+  /** Stops the server and drops its database. */
+  close(): Promise<void>;
+}
+
+/** A subgraph on an ephemeral loopback port with its own migrated database. */
+export async function startTestSubgraph<TContext extends BaseContext>(
+  definition: SubgraphDefinition<TContext>,
+  options: { seed?: boolean; port?: number } = {},
+): Promise<TestSubgraph> {
+  const { db, drop } = await createTestDatabase(definition.name);
+  await migrate(db, definition.migrations);
+  if (options.seed) await definition.seed(db);
+  const running = await serveSubgraph(definition, db, {
+    port: options.port ?? 0,
+    host: '127.0.0.1',
+    production: false,
+    log: createLogger(definition.name, 'silent'),
+  });
+  return {
+    ...running,
+    db,
+    url: running.http.url,
+    async close() {
+      await running.stop();
+      await drop();
+    },
+  };
+}
+
+export interface GraphQLResponse<TData = Record<string, unknown>> {
+  data?: TData | null;
+  errors?: { message: string; path?: (string | number)[]; extensions?: Record<string, unknown> }[];
+}
+
+/** POSTs an operation as a frontend would and returns the parsed body. */
+export async function graphql<TData = Record<string, unknown>>(
+  url: string,
+  query: string,
+  variables?: Record<string, unknown>,
+  headers: Record<string, string> = {},
+): Promise<GraphQLResponse<TData> & { status: number; headers: Headers }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as GraphQLResponse<TData>;
+  return { ...body, status: response.status, headers: response.headers };
+}
+
+/** Runs fn and returns how many SQL statements it caused on db. */
+export async function countStatements(db: Database, fn: () => Promise<unknown>): Promise<number> {
+  const before = db.statementCount;
+  await fn();
+  return db.statementCount - before;
+}
