@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { BaseContext } from '@apollo/server';
 import { migrate, openDatabase, type Database } from './db.js';
-import { createLogger } from './logger.js';
+import { createLogger, type Logger } from './logger.js';
 import { serveSubgraph, type RunningSubgraph, type SubgraphDefinition } from './service.js';
 
 /**
@@ -56,7 +56,7 @@ export interface TestSubgraph extends RunningSubgraph {
 /** A subgraph on an ephemeral loopback port with its own migrated database. */
 export async function startTestSubgraph<TContext extends BaseContext>(
   definition: SubgraphDefinition<TContext>,
-  options: { seed?: boolean; port?: number } = {},
+  options: { seed?: boolean; port?: number; log?: Logger } = {},
 ): Promise<TestSubgraph> {
   const { db, drop } = await createTestDatabase(definition.name);
   await migrate(db, definition.migrations);
@@ -65,7 +65,7 @@ export async function startTestSubgraph<TContext extends BaseContext>(
     port: options.port ?? 0,
     host: '127.0.0.1',
     production: false,
-    log: createLogger(definition.name, 'silent'),
+    log: options.log ?? createLogger(definition.name, 'silent'),
   });
   return {
     ...running,

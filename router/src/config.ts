@@ -1,0 +1,42 @@
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ConfigError, readInt, readServiceConfig, readString, type ServiceConfig } from '@shop/common';
+
+export interface RouterConfig extends ServiceConfig {
+  /** Composed supergraph schema file; watched for changes. */
+  supergraphPath: string;
+  /** Routing URLs that replace the supergraph's, by subgraph name (from `<NAME>_SUBGRAPH_URL`). */
+  subgraphUrls: Record<string, string>;
+  /** How long a subgraph fetch may take. */
+  subgraphTimeoutMs: number;
+}
+
+const DEFAULT_SUPERGRAPH = fileURLToPath(new URL('../../schema/supergraph.graphql', import.meta.url));
+const SUBGRAPH_URL_VAR = /^([A-Z][A-Z0-9_]*)_SUBGRAPH_URL$/;
+
+/** Reads flags (`--supergraph`, `--port`) over the environment. */
+export function readRouterConfig(argv: string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): RouterConfig {
+  const { values } = parseArgs({
+    args: argv,
+    options: { supergraph: { type: 'string' }, port: { type: 'string' } },
+    strict: true,
+  });
+  const merged = { ...env, ...(values.port ? { PORT: values.port } : {}) };
+  const subgraphUrls: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    const match = SUBGRAPH_URL_VAR.exec(key);
+    if (!match || !value) continue;
+    try {
+      new URL(value);
+    } catch {
+      throw new ConfigError(`${key} is not a valid URL`);
+    }
+    subgraphUrls[match[1]!.toLowerCase()] = value;
+  }
+  return {
+    ...readServiceConfig(merged, 4000),
+    supergraphPath: values.supergraph ?? readString(env, 'SUPERGRAPH_PATH', DEFAULT_SUPERGRAPH),
+    subgraphUrls,
+    subgraphTimeoutMs: readInt(env, 'SUBGRAPH_TIMEOUT_MS', 10_000, 1),
+  };
+}

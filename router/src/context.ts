@@ -1,0 +1,6 @@
+import type { Logger } from '@shop/common';
+
+export interface RouterContext {
+  requestId: string;
+  log: Logger;
+}

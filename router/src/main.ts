@@ -1,0 +1,23 @@
+import { createLogger, listen, main } from '@shop/common';
+import { readRouterConfig } from './config.js';
+import { createRouter } from './server.js';
+
+main('router', async () => {
+  const config = readRouterConfig();
+  const log = createLogger('router', config.logLevel);
+  const router = await createRouter(config, log);
+  const http = await listen(router.listener, config.port, config.host);
+  log.info({ url: http.url, supergraph: config.supergraphPath }, `router ready: open ${http.url} for Apollo Sandbox`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    await http.close();
+    await router.stop();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+});

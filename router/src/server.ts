@@ -1,0 +1,74 @@
+import { ApolloGateway } from '@apollo/gateway';
+import type { Fetcher } from '@apollo/utils.fetcher';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { formatError, graphqlRequestListener, healthRoute, type Logger } from '@shop/common';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RouterContext } from './context.js';
+import { SubgraphDataSource } from './datasource.js';
+import type { RouterConfig } from './config.js';
+import { supergraphFromFile } from './supergraph-file.js';
+
+export interface Router {
+  apollo: ApolloServer<RouterContext>;
+  gateway: ApolloGateway;
+  /** The HTTP request listener: GraphQL at /graphql, /health. */
+  listener: (req: IncomingMessage, res: ServerResponse) => void;
+  stop(): Promise<void>;
+}
+
+/** Node's fetch (undici) keeps connections to subgraphs alive; each fetch gets a deadline. */
+function subgraphFetcher(timeoutMs: number): Fetcher {
+  return ((url: string, init?: RequestInit) =>
+    fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) })) as unknown as Fetcher;
+}
+
+/** One log line per operation, with the request id the client sees. */
+function operationLog(): ApolloServerPlugin<RouterContext> {
+  return {
+    async requestDidStart({ contextValue }) {
+      const started = performance.now();
+      return {
+        async willSendResponse({ operationName, errors, response }) {
+          const result = response.body.kind === 'single' ? response.body.singleResult : undefined;
+          const errorCount = (errors?.length ?? 0) || (result?.errors?.length ?? 0);
+          contextValue.log.info(
+            { operationName: operationName ?? null, ms: Math.round((performance.now() - started) * 10) / 10, errors: errorCount },
+            'operation',
+          );
+        },
+      };
+    },
+  };
+}
+
+/** Builds the router without listening, so tests and the entry point share it. */
+export async function createRouter(config: RouterConfig, log: Logger): Promise<Router> {
+  const fetcher = subgraphFetcher(config.subgraphTimeoutMs);
+  const gateway = new ApolloGateway({
+    supergraphSdl: supergraphFromFile(config.supergraphPath, log),
+    buildService: ({ name, url }) => new SubgraphDataSource({ url: config.subgraphUrls[name] ?? url, fetcher }),
+    logger: log,
+  });
+  const apollo = new ApolloServer<RouterContext>({
+    gateway,
+    introspection: !config.production,
+    includeStacktraceInErrorResponses: !config.production,
+    formatError: formatError(config.production),
+    csrfPrevention: true,
+    plugins: [
+      operationLog(),
+      config.production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
+    ],
+  });
+  await apollo.start();
+  const listener = graphqlRequestListener(apollo, {
+    log,
+    corsOrigins: config.corsOrigins,
+    bodyLimitBytes: config.bodyLimitBytes,
+    routes: healthRoute,
+    context: async ({ requestId, log: requestLog }) => ({ requestId, log: requestLog }),
+  });
+  return { apollo, gateway, listener, stop: () => apollo.stop() };
+}
