@@ -2,7 +2,7 @@ CREATE TABLE users (
   id uuid PRIMARY KEY,
   email text NOT NULL,
   name text NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
-  created_at timestamptz NOT NULL DEFAULT now()
+  created_at timestamptz(3) NOT NULL DEFAULT now()
 );
 
 CREATE UNIQUE INDEX users_email_lower_key ON users (lower(email));

@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoShop } from '@shop/common';
-import { countStatements, graphql, startTestSubgraph, type TestSubgraph } from '@shop/common/testing';
+import { countStatements, graphql, startTestSubgraph, type GraphQLResponse, type TestSubgraph } from '@shop/common/testing';
 import { users } from '../src/server.js';
+
+interface UserPage {
+  edges: { node: { id: string } }[];
+  pageInfo: { hasNextPage: boolean; endCursor: string | null };
+}
 
 let subgraph: TestSubgraph;
 const shop = demoShop();
@@ -42,13 +47,9 @@ describe('users subgraph', () => {
     const seen: string[] = [];
     let after: string | null = null;
     for (;;) {
-      const res = await graphql<{ users: { edges: { node: { id: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } }>(
-        subgraph.url,
-        query,
-        { after },
-      );
+      const res: GraphQLResponse<{ users: UserPage }> = await graphql<{ users: UserPage }>(subgraph.url, query, { after });
       expect(res.errors).toBeUndefined();
-      const page = res.data!.users;
+      const page: UserPage = res.data!.users;
       seen.push(...page.edges.map((e) => e.node.id));
       if (!page.pageInfo.hasNextPage) break;
       after = page.pageInfo.endCursor;
