@@ -82,13 +82,13 @@ export type ProductConnection = {
 
 /** Narrows a product listing; every given condition must hold. */
 export type ProductFilter = {
-  /** Only products of this category (compared in lower case). */
+  /** Only products of this category (compared in lower case); blank means any. */
   category?: InputMaybe<Scalars['String']['input']>;
   /** Only products costing at least this much, in minor units (inclusive, 0 or more). */
   minPrice?: InputMaybe<Scalars['Int']['input']>;
   /** Only products costing at most this much, in minor units (inclusive, 0 or more, not below minPrice). */
   maxPrice?: InputMaybe<Scalars['Int']['input']>;
-  /** Only products whose name contains this text, ignoring letter case (at most 100 characters). */
+  /** Only products whose name contains this text, ignoring letter case; at most 100 characters, blank means any. */
   search?: InputMaybe<Scalars['String']['input']>;
 };
 
@@ -132,7 +132,6 @@ export type UpdateProductInput = {
   weightGrams?: InputMaybe<Scalars['Int']['input']>;
 };
 
-/** Reading the catalog. */
 export type Query = {
   __typename?: 'Query';
   /** One product by id or by SKU (pass exactly one), or null when there is none. */
@@ -142,21 +141,18 @@ export type Query = {
 };
 
 
-/** Reading the catalog. */
 export type QueryProductArgs = {
   id?: InputMaybe<Scalars['ID']['input']>;
   sku?: InputMaybe<Scalars['String']['input']>;
 };
 
 
-/** Reading the catalog. */
 export type QueryProductsArgs = {
   filter?: InputMaybe<ProductFilter>;
   first?: InputMaybe<Scalars['Int']['input']>;
   after?: InputMaybe<Scalars['String']['input']>;
 };
 
-/** Changing the catalog. */
 export type Mutation = {
   __typename?: 'Mutation';
   /** Adds a product to the catalog. Fails with BAD_USER_INPUT on invalid input or an SKU already in use. */
@@ -166,13 +162,11 @@ export type Mutation = {
 };
 
 
-/** Changing the catalog. */
 export type MutationCreateProductArgs = {
   input: CreateProductInput;
 };
 
 
-/** Changing the catalog. */
 export type MutationUpdateProductArgs = {
   id: Scalars['ID']['input'];
   input: UpdateProductInput;
