@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { parse, type GraphQLError } from 'graphql';
+import { composeServices } from '@apollo/composition';
 
 export interface SubgraphEntry {
   name: string;
@@ -34,4 +36,25 @@ export async function readSupergraphConfig(configPath: string): Promise<{ federa
     return { name, url: entry.routing_url, schemaFile: path.resolve(base, entry.schema.file) };
   });
   return { federationVersion: root.federation_version.replace(/^=/, ''), subgraphs };
+}
+
+export type CompositionResult = { supergraphSdl: string; hints: number } | { errors: string[] };
+
+/** Composes the subgraphs' schema files; errors are one readable line each. */
+export async function composeSubgraphs(subgraphs: readonly SubgraphEntry[]): Promise<CompositionResult> {
+  const services = [];
+  for (const s of subgraphs) {
+    const sdl = await readFile(s.schemaFile, 'utf8');
+    try {
+      services.push({ name: s.name, url: s.url, typeDefs: parse(sdl) });
+    } catch (error) {
+      return { errors: [`[GRAPHQL_PARSE_FAILED] ${s.name}: ${(error as GraphQLError).message}`] };
+    }
+  }
+  const result = composeServices(services);
+  if (result.errors) {
+    return { errors: result.errors.map((e) => `[${(e.extensions?.code as string | undefined) ?? 'ERROR'}] ${e.message}`) };
+  }
+  const sdl = result.supergraphSdl;
+  return { supergraphSdl: sdl.endsWith('\n') ? sdl : `${sdl}\n`, hints: result.hints.length };
 }

@@ -1,10 +1,54 @@
+import { Kind, type DocumentNode } from 'graphql';
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
+import type { GatewayGraphQLResponse } from '@apollo/server-gateway-interface';
 import { REQUEST_ID_HEADER } from '@shop/common';
 import type { RouterContext } from './context.js';
 
-/** Subgraph fetches: keep-alive connections and the client's request id on every call. */
+export const SUBGRAPH_UNAVAILABLE = 'SUBGRAPH_UNAVAILABLE';
+
+/** Response keys of the root fields an operation selects (aliases win). */
+function rootResponseKeys(document: DocumentNode | undefined): string[] {
+  const operation = document?.definitions.find((d) => d.kind === Kind.OPERATION_DEFINITION);
+  if (!operation || operation.kind !== Kind.OPERATION_DEFINITION) return [];
+  return operation.selectionSet.selections.flatMap((s) => (s.kind === Kind.FIELD ? [(s.alias ?? s.name).value] : []));
+}
+
+/**
+ * Subgraph fetches: keep-alive connections and the client's request id on every
+ * call. A subgraph that cannot be reached (refused, reset, timed out, 5xx)
+ * becomes GraphQL errors on exactly the paths it would have filled, so the
+ * gateway returns everything else: `_entities` errors are mapped by the gateway
+ * to each entity's place in the response.
+ */
 export class SubgraphDataSource extends RemoteGraphQLDataSource<RouterContext> {
+  constructor(
+    readonly name: string,
+    config: ConstructorParameters<typeof RemoteGraphQLDataSource<RouterContext>>[0],
+  ) {
+    super(config);
+  }
+
   override willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<RouterContext>): void {
     if (context.requestId) request.http?.headers.set(REQUEST_ID_HEADER, context.requestId);
+  }
+
+  override async process(options: GraphQLDataSourceProcessOptions<RouterContext>): Promise<GatewayGraphQLResponse> {
+    try {
+      return await super.process(options);
+    } catch (error) {
+      // Health checks and schema loading keep their own error handling.
+      if (!('incomingRequestContext' in options)) throw error;
+      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
+      options.context.log?.warn({ err: error, subgraph: this.name }, 'subgraph fetch failed');
+      const message = timedOut
+        ? `The ${this.name} service did not answer in time; the fields it provides are missing.`
+        : `The ${this.name} service is unavailable; the fields it provides are missing.`;
+      const extensions = { code: SUBGRAPH_UNAVAILABLE, serviceName: this.name };
+      const representations = options.request.variables?.representations;
+      const paths = Array.isArray(representations)
+        ? representations.map((_, i) => ['_entities', i])
+        : rootResponseKeys(options.document).map((key) => [key]);
+      return { errors: (paths.length > 0 ? paths : [undefined]).map((path) => ({ message, path, extensions })) };
+    }
   }
 }

@@ -48,7 +48,7 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
   const fetcher = subgraphFetcher(config.subgraphTimeoutMs);
   const gateway = new ApolloGateway({
     supergraphSdl: supergraphFromFile(config.supergraphPath, log),
-    buildService: ({ name, url }) => new SubgraphDataSource({ url: config.subgraphUrls[name] ?? url, fetcher }),
+    buildService: ({ name, url }) => new SubgraphDataSource(name, { url: config.subgraphUrls[name] ?? url, fetcher }),
     logger: log,
   });
   const apollo = new ApolloServer<RouterContext>({

@@ -34,7 +34,27 @@ describe('router with a subgraph down', () => {
       user: { name: shop.users.find((u) => u.id === order.userId)!.name },
     });
     expect(res.data?.product).toBeNull();
-    expect(res.errors?.length).toBeGreaterThan(0);
-    expect(res.errors?.some((e) => e.path?.[0] === 'product')).toBe(true);
+    expect(res.errors).toEqual([
+      expect.objectContaining({
+        path: ['product'],
+        message: expect.stringContaining('inventory service is unavailable'),
+        extensions: expect.objectContaining({ code: 'SUBGRAPH_UNAVAILABLE', serviceName: 'inventory' }),
+      }),
+    ]);
+  });
+
+  it('puts an error on each affected entity inside lists', async () => {
+    const order = shop.orders[0]!;
+    const buyer = shop.users[4]!;
+    const res = await graphql<{ order: unknown; user: { name: string } | null }>(
+      stack.url,
+      `query($o: ID!, $u: ID!) { order(id: $o) { id items { product { name stock } } } user(id: $u) { name } }`,
+      { o: order.id, u: buyer.id },
+    );
+    // stock is non-null, so its absence clears the nearest nullable parent (the order);
+    // the sibling root field is answered.
+    expect(res.data).toEqual({ order: null, user: { name: buyer.name } });
+    expect(res.errors?.map((e) => e.path)).toEqual(order.lines.map((_, i) => ['order', 'items', i, 'product']));
+    expect(res.errors?.every((e) => e.extensions?.code === 'SUBGRAPH_UNAVAILABLE')).toBe(true);
   });
 });

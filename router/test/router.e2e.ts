@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoShop } from '@shop/common';
-import { countStatements, graphql } from '@shop/common/testing';
+import { graphql } from '@shop/common/testing';
 import { captureLog, startStack, type Stack, type SubgraphName } from './stack.js';
 
 const ORDER_DETAILS = /* GraphQL */ `
