@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, readInt, readServiceConfig, readString, type ServiceConfig } from '@shop/common';
@@ -35,7 +36,8 @@ export function readRouterConfig(argv: string[] = process.argv.slice(2), env: No
   }
   return {
     ...readServiceConfig(merged, 4000),
-    supergraphPath: values.supergraph ?? readString(env, 'SUPERGRAPH_PATH', DEFAULT_SUPERGRAPH),
+    // Relative paths are taken from where the user ran npm (INIT_CWD), not from the workspace folder npm switches to.
+    supergraphPath: path.resolve(env.INIT_CWD ?? process.cwd(), values.supergraph ?? readString(env, 'SUPERGRAPH_PATH', DEFAULT_SUPERGRAPH)),
     subgraphUrls,
     subgraphTimeoutMs: readInt(env, 'SUBGRAPH_TIMEOUT_MS', 10_000, 1),
   };

@@ -123,3 +123,18 @@ export function main(name: string, run: () => Promise<void>): void {
     process.exit(1);
   });
 }
+
+/** What every subgraph resolver receives: its database, per-request loaders, and the request's id and logger. */
+export interface SubgraphContext<TLoaders> {
+  db: Database;
+  loaders: TLoaders;
+  requestId: string;
+  log: Logger;
+}
+
+/** A context factory that builds fresh loaders for every request. */
+export function contextWithLoaders<TLoaders>(
+  createLoaders: (db: Database) => TLoaders,
+): (db: Database, info: RequestInfo) => SubgraphContext<TLoaders> {
+  return (db, info) => ({ db, loaders: createLoaders(db), requestId: info.requestId, log: info.log });
+}

@@ -1,13 +1,6 @@
-import type { Database, Logger, RequestInfo } from '@shop/common';
+import { contextWithLoaders, type SubgraphContext } from '@shop/common';
 import { createLoaders, type Loaders } from './loaders.js';
 
-export interface Context {
-  db: Database;
-  loaders: Loaders;
-  requestId: string;
-  log: Logger;
-}
+export type Context = SubgraphContext<Loaders>;
 
-export function createContext(db: Database, info: RequestInfo): Context {
-  return { db, loaders: createLoaders(db), requestId: info.requestId, log: info.log };
-}
+export const createContext = contextWithLoaders(createLoaders);
