@@ -48,7 +48,7 @@ export async function startStack(
         [name, await startTestSubgraph(DEFINITIONS[name] as never, { seed: true, log: options.logs?.[name] })] as const,
     ),
   );
-  const subgraphs = Object.fromEntries(entries) as Record<SubgraphName, TestSubgraph>;
+  const subgraphs = Object.fromEntries(entries) as unknown as Record<SubgraphName, TestSubgraph>;
   const env: NodeJS.ProcessEnv = { SUPERGRAPH_PATH: options.supergraphPath ?? COMMITTED_SUPERGRAPH };
   for (const [name, subgraph] of entries) env[`${name.toUpperCase()}_SUBGRAPH_URL`] = subgraph.url;
   const config = readRouterConfig([], env);

@@ -9,3 +9,5 @@ export * from './pagination.js';
 export * from './service.js';
 export * from './subgraph.js';
 export * from './scalars.js';
+export * from './outbox.js';
+export * from './redis.js';

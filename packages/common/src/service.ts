@@ -3,9 +3,15 @@ import { readBool, readOptional, readServiceConfig, readUrl, type ServiceConfig 
 import { defaultDataDir, migrate, openDatabase, type Database } from './db.js';
 import { graphqlRequestListener, healthRoute, listen, type Listening, type RequestInfo } from './http.js';
 import { createLogger, type Logger } from './logger.js';
+import { DEFAULT_REDIS_URL } from './redis.js';
+
+/** Background work a subgraph runs beside its HTTP server (queue workers, an outbox relay). */
+export interface SubgraphRuntime {
+  stop(): Promise<void>;
+}
 
 /** What a subgraph package supplies; the rest of its life cycle is shared. */
-export interface SubgraphDefinition<TContext extends BaseContext> {
+export interface SubgraphDefinition<TContext extends BaseContext, TRuntime extends SubgraphRuntime = SubgraphRuntime> {
   /** Lower-case name, as in supergraph.yaml. */
   name: string;
   defaultPort: number;
@@ -14,7 +20,24 @@ export interface SubgraphDefinition<TContext extends BaseContext> {
   /** Loads the demo data; must be idempotent. */
   seed(db: Database): Promise<{ inserted: number }>;
   createServer(production: boolean): ApolloServer<TContext>;
-  createContext(db: Database, info: RequestInfo): TContext;
+  /** Starts background work once the database is ready; reads its settings from env. */
+  startRuntime?(db: Database, env: NodeJS.ProcessEnv, log: Logger): Promise<TRuntime>;
+  /** The per-request context; `runtime` is what startRuntime returned, if the subgraph has one. */
+  createContext(db: Database, info: RequestInfo, runtime: TRuntime | undefined): TContext;
+}
+
+/** Redis and queue settings shared by the processes that use BullMQ or pub/sub. */
+export interface QueueConfig {
+  redisUrl: string;
+  /** Prefix of every BullMQ key and pub/sub channel, so several shops (or tests) can share one Redis. */
+  prefix: string;
+}
+
+export function readQueueConfig(env: NodeJS.ProcessEnv = process.env): QueueConfig {
+  return {
+    redisUrl: readUrl(env, 'REDIS_URL', ['redis:', 'rediss:']) ?? DEFAULT_REDIS_URL,
+    prefix: readOptional(env, 'QUEUE_PREFIX') ?? 'shop',
+  };
 }
 
 export interface SubgraphConfig extends ServiceConfig {
@@ -59,10 +82,18 @@ export interface RunningSubgraph {
 }
 
 /** Starts the subgraph's HTTP server on a ready database. Used by main and by tests. */
-export async function serveSubgraph<TContext extends BaseContext>(
-  definition: SubgraphDefinition<TContext>,
+export async function serveSubgraph<TContext extends BaseContext, TRuntime extends SubgraphRuntime>(
+  definition: SubgraphDefinition<TContext, TRuntime>,
   db: Database,
-  options: { port: number; host: string; production: boolean; log: Logger; corsOrigins?: string[]; bodyLimitBytes?: number },
+  options: {
+    port: number;
+    host: string;
+    production: boolean;
+    log: Logger;
+    runtime?: TRuntime | undefined;
+    corsOrigins?: string[];
+    bodyLimitBytes?: number;
+  },
 ): Promise<RunningSubgraph> {
   const apollo = definition.createServer(options.production);
   await apollo.start();
@@ -72,7 +103,7 @@ export async function serveSubgraph<TContext extends BaseContext>(
       corsOrigins: options.corsOrigins ?? [],
       bodyLimitBytes: options.bodyLimitBytes ?? 1_000_000,
       routes: healthRoute,
-      context: async (info) => definition.createContext(db, info),
+      context: async (info) => definition.createContext(db, info, options.runtime),
     }),
     options.port,
     options.host,
@@ -91,7 +122,9 @@ export async function serveSubgraph<TContext extends BaseContext>(
  * Entry point of a subgraph process: config, migrations, demo data on an empty
  * database, HTTP, and a clean stop on SIGTERM or Ctrl-C.
  */
-export async function runSubgraph<TContext extends BaseContext>(definition: SubgraphDefinition<TContext>): Promise<void> {
+export async function runSubgraph<TContext extends BaseContext, TRuntime extends SubgraphRuntime>(
+  definition: SubgraphDefinition<TContext, TRuntime>,
+): Promise<void> {
   const config = readSubgraphConfig(definition.name, definition.defaultPort);
   const log = createLogger(definition.name, config.logLevel);
   const { db, applied } = await prepareDatabase(definition, config);
@@ -100,7 +133,8 @@ export async function runSubgraph<TContext extends BaseContext>(definition: Subg
     const { inserted } = await definition.seed(db);
     if (inserted > 0) log.info({ inserted }, 'demo data loaded');
   }
-  const running = await serveSubgraph(definition, db, { ...config, log });
+  const runtime = await definition.startRuntime?.(db, process.env, log);
+  const running = await serveSubgraph(definition, db, { ...config, log, runtime });
   log.info({ url: running.http.url }, `${definition.name} subgraph ready`);
 
   let stopping = false;
@@ -109,6 +143,7 @@ export async function runSubgraph<TContext extends BaseContext>(definition: Subg
     stopping = true;
     log.info({ signal }, 'shutting down');
     await running.stop();
+    await runtime?.stop();
     await db.close();
     process.exit(0);
   };

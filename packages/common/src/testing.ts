@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { Redis } from 'ioredis';
 import type { BaseContext } from '@apollo/server';
 import { migrate, openDatabase, type Database } from './db.js';
 import { createLogger, type Logger } from './logger.js';
-import { serveSubgraph, type RunningSubgraph, type SubgraphDefinition } from './service.js';
+import { serveSubgraph, type RunningSubgraph, type SubgraphDefinition, type SubgraphRuntime } from './service.js';
 
 /**
  * A database of the test's own: a fresh database on the server named by
@@ -54,25 +55,30 @@ export interface TestSubgraph extends RunningSubgraph {
 }
 
 /** A subgraph on an ephemeral loopback port with its own migrated database. */
-export async function startTestSubgraph<TContext extends BaseContext>(
-  definition: SubgraphDefinition<TContext>,
-  options: { seed?: boolean; port?: number; log?: Logger } = {},
-): Promise<TestSubgraph> {
+export async function startTestSubgraph<TContext extends BaseContext, TRuntime extends SubgraphRuntime>(
+  definition: SubgraphDefinition<TContext, TRuntime>,
+  options: { seed?: boolean; port?: number; log?: Logger; env?: NodeJS.ProcessEnv } = {},
+): Promise<TestSubgraph & { runtime: TRuntime | undefined }> {
   const { db, drop } = await createTestDatabase(definition.name);
   await migrate(db, definition.migrations);
   if (options.seed) await definition.seed(db);
+  const log = options.log ?? createLogger(definition.name, 'silent');
+  const runtime = await definition.startRuntime?.(db, options.env ?? {}, log);
   const running = await serveSubgraph(definition, db, {
     port: options.port ?? 0,
     host: '127.0.0.1',
     production: false,
-    log: options.log ?? createLogger(definition.name, 'silent'),
+    log,
+    runtime,
   });
   return {
     ...running,
     db,
+    runtime,
     url: running.http.url,
     async close() {
       await running.stop();
+      await runtime?.stop();
       await drop();
     },
   };
@@ -104,4 +110,36 @@ export async function countStatements(db: Database, fn: () => Promise<unknown>):
   const before = db.statementCount;
   await fn();
   return db.statementCount - before;
+}
+
+/**
+ * A Redis key prefix of the test's own on REDIS_URL (default 127.0.0.1:6379).
+ * `cleanup` deletes only keys under that prefix: tests never touch others' keys.
+ */
+export interface TestRedis {
+  url: string;
+  prefix: string;
+  cleanup(): Promise<void>;
+}
+
+export async function createTestRedis(label: string): Promise<TestRedis> {
+  const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const prefix = `shoptest:${label}:${randomBytes(4).toString('hex')}`;
+  return {
+    url,
+    prefix,
+    async cleanup() {
+      const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+      try {
+        let cursor = '0';
+        do {
+          const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
+          cursor = next;
+          if (keys.length > 0) await redis.del(...keys);
+        } while (cursor !== '0');
+      } finally {
+        redis.disconnect();
+      }
+    },
+  };
 }

@@ -1,0 +1,172 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Database, Queryable } from './db.js';
+import type { Logger } from './logger.js';
+
+/**
+ * Transactional outbox. A state change and the messages it causes are written
+ * in one database transaction; the relay then hands them to BullMQ (jobs, with
+ * idempotent job ids) or Redis pub/sub (events). If Redis is down the rows wait
+ * and are relayed when it is back: late, never lost. A row is marked relayed
+ * only after Redis accepted it, so a crash between the two sends it again, and
+ * the job id makes the repeat a no-op.
+ *
+ * Each database that uses it has this table (see the subgraph's migrations):
+ *   outbox (id bigserial PRIMARY KEY, kind text, target text, name text, key text,
+ *           payload jsonb, created_at timestamptz, relayed_at timestamptz, attempts int, last_error text)
+ */
+export const OUTBOX_TABLE_SQL = `CREATE TABLE outbox (
+  id bigserial PRIMARY KEY,
+  kind text NOT NULL CHECK (kind IN ('job', 'event')),
+  target text NOT NULL,
+  name text NOT NULL,
+  key text NOT NULL,
+  payload jsonb NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  relayed_at timestamptz,
+  attempts int NOT NULL DEFAULT 0,
+  last_error text
+)`;
+
+export type OutboxMessage =
+  /** A BullMQ job on queue `queue`; `jobId` makes a repeated add a no-op. */
+  | { kind: 'job'; queue: string; name: string; jobId: string; payload: unknown }
+  /** A Redis pub/sub message on `channel`. */
+  | { kind: 'event'; channel: string; name: string; key: string; payload: unknown };
+
+/** Writes messages in the caller's transaction. */
+export async function enqueueOutbox(tx: Queryable, messages: readonly OutboxMessage[]): Promise<void> {
+  if (messages.length === 0) return;
+  await tx.query(
+    `INSERT INTO outbox (kind, target, name, key, payload)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[])`,
+    [
+      messages.map((m) => m.kind),
+      messages.map((m) => (m.kind === 'job' ? m.queue : m.channel)),
+      messages.map((m) => m.name),
+      messages.map((m) => (m.kind === 'job' ? m.jobId : m.key)),
+      messages.map((m) => JSON.stringify(m.payload)),
+    ],
+  );
+}
+
+interface OutboxRow {
+  id: string;
+  kind: 'job' | 'event';
+  target: string;
+  name: string;
+  key: string;
+  payload: unknown;
+}
+
+export interface OutboxRelayOptions {
+  db: Database;
+  /** Queues by name, for `job` messages. */
+  queues: Record<string, Queue>;
+  /** Publishing connection, for `event` messages. */
+  publisher?: Redis;
+  log: Logger;
+  /** Poll interval when nothing wakes the relay. */
+  intervalMs?: number;
+  batchSize?: number;
+  /** How long one hand-over to Redis may take; BullMQ waits for a connection rather than failing. */
+  sendTimeoutMs?: number;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms (is Redis reachable?)`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export class OutboxRelay {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  private failures = 0;
+
+  constructor(private readonly options: OutboxRelayOptions) {}
+
+  start(): void {
+    this.stopped = false;
+    this.wake();
+  }
+
+  /** Relays now (call after committing outbox rows) instead of at the next poll. */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    clearTimeout(this.timer);
+    this.running = this.drain().then(() => undefined).finally(() => {
+      this.running = undefined;
+      if (this.stopped) return;
+      if (this.again) {
+        this.again = false;
+        this.wake();
+        return;
+      }
+      // Back off while Redis is failing: 0.5 s, 1 s, 2 s ... up to 10 s.
+      const delay = this.failures === 0 ? (this.options.intervalMs ?? 1_000) : Math.min(500 * 2 ** (this.failures - 1), 10_000);
+      this.timer = setTimeout(() => this.wake(), delay);
+    });
+  }
+
+  /** Relays until the outbox is empty or Redis fails; returns how many messages went out. */
+  async drain(): Promise<number> {
+    let relayed = 0;
+    for (;;) {
+      let batch: number;
+      try {
+        batch = await this.relayBatch();
+        this.failures = 0;
+      } catch (error) {
+        this.failures++;
+        this.options.log.warn({ err: error, failures: this.failures }, 'outbox relay failed; will retry');
+        return relayed;
+      }
+      relayed += batch;
+      if (batch < (this.options.batchSize ?? 100)) return relayed;
+    }
+  }
+
+  private async relayBatch(): Promise<number> {
+    const { db, queues, publisher } = this.options;
+    const timeoutMs = this.options.sendTimeoutMs ?? 5_000;
+    return db.transaction(async (tx) => {
+      // SKIP LOCKED lets several replicas relay side by side without sending a row twice at once.
+      const rows = await tx.query<OutboxRow>(
+        `SELECT id::text AS id, kind, target, name, key, payload FROM outbox
+         WHERE relayed_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        [this.options.batchSize ?? 100],
+      );
+      if (rows.length === 0) return 0;
+      for (const row of rows) {
+        if (row.kind === 'job') {
+          const queue = queues[row.target];
+          if (!queue) throw new Error(`outbox row ${row.id} targets unknown queue ${row.target}`);
+          await withTimeout(queue.add(row.name, row.payload, { jobId: row.key }), timeoutMs, `adding job ${row.key}`);
+        } else {
+          if (!publisher) throw new Error(`outbox row ${row.id} is an event but the relay has no publisher`);
+          const message = JSON.stringify({ name: row.name, key: row.key, payload: row.payload });
+          await withTimeout(publisher.publish(row.target, message), timeoutMs, `publishing ${row.key}`);
+        }
+      }
+      await tx.query('UPDATE outbox SET relayed_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[])', [
+        rows.map((r) => r.id),
+      ]);
+      return rows.length;
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+}

@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { OUTBOX_TABLE_SQL, OutboxRelay, createLogger, createRedis, enqueueOutbox } from '../src/index.js';
+import { createTestDatabase, createTestRedis, type TestDatabase, type TestRedis } from '../src/testing.js';
+
+const log = createLogger('outbox-test', 'silent');
+let database: TestDatabase;
+let redis: TestRedis;
+let connection: Redis;
+let queue: Queue;
+
+beforeAll(async () => {
+  database = await createTestDatabase('outbox');
+  await database.db.exec(OUTBOX_TABLE_SQL);
+  redis = await createTestRedis('outbox');
+  connection = createRedis(redis.url, log);
+  queue = new Queue('work', { connection, prefix: redis.prefix });
+});
+afterAll(async () => {
+  await queue?.close();
+  connection?.disconnect();
+  await redis?.cleanup();
+  await database?.drop();
+});
+
+describe('outbox relay', () => {
+  it('keeps messages while Redis is unreachable and delivers each once when it is back', async () => {
+    await database.db.transaction((tx) =>
+      enqueueOutbox(tx, [
+        { kind: 'job', queue: 'work', name: 'a', jobId: 'job-a', payload: { n: 1 } },
+        { kind: 'job', queue: 'work', name: 'b', jobId: 'job-b', payload: { n: 2 } },
+      ]),
+    );
+
+    // Nothing listens on port 1: every add fails.
+    const deadConnection = createRedis('redis://127.0.0.1:1', log);
+    const deadQueue = new Queue('work', { connection: deadConnection, prefix: redis.prefix });
+    deadQueue.on('error', () => undefined);
+    const failing = new OutboxRelay({ db: database.db, queues: { work: deadQueue }, log, sendTimeoutMs: 300 });
+    expect(await failing.drain()).toBe(0);
+    deadConnection.disconnect();
+    const pending = await database.db.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE relayed_at IS NULL');
+    expect(pending[0]?.n).toBe(2);
+
+    const relay = new OutboxRelay({ db: database.db, queues: { work: queue }, log });
+    expect(await relay.drain()).toBe(2);
+    expect(await relay.drain()).toBe(0);
+    const jobs = await queue.getJobs(['waiting']);
+    expect(jobs.map((j) => [j.id, j.name, j.data]).sort()).toEqual([
+      ['job-a', 'a', { n: 1 }],
+      ['job-b', 'b', { n: 2 }],
+    ]);
+  });
+
+  it('turns a message relayed twice (crash before marking) into one job', async () => {
+    await database.db.transaction((tx) =>
+      enqueueOutbox(tx, [{ kind: 'job', queue: 'work', name: 'c', jobId: 'job-c', payload: {} }]),
+    );
+    const relay = new OutboxRelay({ db: database.db, queues: { work: queue }, log });
+    await relay.drain();
+    // Simulate a crash after Redis accepted the job but before the row was marked.
+    await database.db.query("UPDATE outbox SET relayed_at = NULL WHERE key = 'job-c'");
+    await relay.drain();
+    const jobs = (await queue.getJobs(['waiting'])).filter((j) => j.name === 'c');
+    expect(jobs).toHaveLength(1);
+  });
+
+  it('publishes events to Redis pub/sub', async () => {
+    const subscriber = createRedis(redis.url, log, { blocking: true });
+    const publisher = createRedis(redis.url, log);
+    const channel = `${redis.prefix}:events`;
+    const received: string[] = [];
+    await subscriber.subscribe(channel);
+    subscriber.on('message', (_channel: string, message: string) => received.push(message));
+    await database.db.transaction((tx) =>
+      enqueueOutbox(tx, [{ kind: 'event', channel, name: 'changed', key: 'k1', payload: { status: 'X' } }]),
+    );
+    const relay = new OutboxRelay({ db: database.db, queues: {}, publisher, log });
+    expect(await relay.drain()).toBe(1);
+    await expect.poll(() => received).toEqual([JSON.stringify({ name: 'changed', key: 'k1', payload: { status: 'X' } })]);
+    subscriber.disconnect();
+    publisher.disconnect();
+  });
+});
