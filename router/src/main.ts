@@ -7,6 +7,7 @@ main('router', async () => {
   const log = createLogger('router', config.logLevel);
   const router = await createRouter(config, log);
   const http = await listen(router.listener, config.port, config.host);
+  router.attachWebSockets(http.server);
   log.info({ url: http.url, supergraph: config.supergraphPath }, `router ready: open ${http.url} for Apollo Sandbox`);
 
   let stopping = false;
@@ -14,8 +15,9 @@ main('router', async () => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    await http.close();
+    // Sockets first: HTTP close waits for open connections, and WebSockets are long-lived ones.
     await router.stop();
+    await http.close();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));

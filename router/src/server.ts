@@ -4,15 +4,21 @@ import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { formatError, graphqlRequestListener, healthRoute, type Logger } from '@shop/common';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { GraphQLSchema } from 'graphql';
 import type { RouterContext } from './context.js';
 import { SubgraphDataSource } from './datasource.js';
 import type { RouterConfig } from './config.js';
 import { supergraphFromFile } from './supergraph-file.js';
+import { SubscriptionExecutor } from './subscriptions.js';
+import { serveWebSockets, type WebSocketEndpoint } from './websocket.js';
 
 export interface Router {
   apollo: ApolloServer<RouterContext>;
   gateway: ApolloGateway;
+  subscriptions: SubscriptionExecutor;
+  /** Serves graphql-ws subscriptions on the HTTP server's /graphql path. */
+  attachWebSockets(server: Server): void;
   /** The HTTP request listener: GraphQL at /graphql, /health. */
   listener: (req: IncomingMessage, res: ServerResponse) => void;
   stop(): Promise<void>;
@@ -51,6 +57,16 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     buildService: ({ name, url }) => new SubgraphDataSource(name, { url: config.subgraphUrls[name] ?? url, fetcher }),
     logger: log,
   });
+  const subscriptions = new SubscriptionExecutor(
+    (name, url) => new SubgraphDataSource(name, { url, fetcher }),
+    config.subgraphUrls,
+    log,
+  );
+  let apiSchema: GraphQLSchema | undefined;
+  gateway.onSchemaLoadOrUpdate(({ apiSchema: schema, coreSupergraphSdl }) => {
+    apiSchema = schema;
+    subscriptions.updateSchema(schema, coreSupergraphSdl);
+  });
   const apollo = new ApolloServer<RouterContext>({
     gateway,
     introspection: !config.production,
@@ -70,5 +86,19 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     routes: healthRoute,
     context: async ({ requestId, log: requestLog }) => ({ requestId, log: requestLog }),
   });
-  return { apollo, gateway, listener, stop: () => apollo.stop() };
+  let websockets: WebSocketEndpoint | undefined;
+  return {
+    apollo,
+    gateway,
+    subscriptions,
+    listener,
+    attachWebSockets(server) {
+      websockets = serveWebSockets({ server, path: '/graphql', apollo, executor: subscriptions, schema: () => apiSchema, log });
+    },
+    async stop() {
+      await websockets?.close();
+      await subscriptions.close();
+      await apollo.stop();
+    },
+  };
 }

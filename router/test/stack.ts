@@ -54,14 +54,15 @@ export async function startStack(
   const config = readRouterConfig([], env);
   const router = await createRouter(config, options.logs?.router ?? createLogger('router', 'silent'));
   const http = await listen(router.listener, 0, '127.0.0.1');
+  router.attachWebSockets(http.server);
   return {
     url: http.url,
     subgraphs,
     router,
     http,
     async stop() {
-      await http.close();
       await router.stop();
+      await http.close();
       await Promise.all(entries.map(([, s]) => s.close()));
     },
   };

@@ -4,6 +4,8 @@ import { defaultDataDir, migrate, openDatabase, type Database } from './db.js';
 import { graphqlRequestListener, healthRoute, listen, type Listening, type RequestInfo } from './http.js';
 import { createLogger, type Logger } from './logger.js';
 import { DEFAULT_REDIS_URL } from './redis.js';
+import { schemaOf } from './subgraph.js';
+import { serveSubscriptions } from './websocket.js';
 
 /** Background work a subgraph runs beside its HTTP server (queue workers, an outbox relay). */
 export interface SubgraphRuntime {
@@ -108,10 +110,15 @@ export async function serveSubgraph<TContext extends BaseContext, TRuntime exten
     options.port,
     options.host,
   );
+  const schema = schemaOf(apollo);
+  const websockets =
+    schema?.getSubscriptionType() &&
+    serveSubscriptions(http.server, schema, options.log, (info) => definition.createContext(db, info, options.runtime));
   return {
     http,
     apollo: apollo as unknown as ApolloServer<BaseContext>,
     async stop() {
+      await websockets?.close();
       await http.close();
       await apollo.stop();
     },

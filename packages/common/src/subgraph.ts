@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parse, type GraphQLFormattedError } from 'graphql';
+import { parse, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import { ApolloServer, type BaseContext } from '@apollo/server';
 import {
   ApolloServerPluginInlineTraceDisabled,
@@ -57,12 +57,20 @@ export interface SubgraphServerOptions {
   production: boolean;
 }
 
+const schemas = new WeakMap<object, GraphQLSchema>();
+
+/** The executable schema a subgraph server was built with (for serving subscriptions beside it). */
+export function schemaOf(server: object): GraphQLSchema | undefined {
+  return schemas.get(server);
+}
+
 export function createSubgraphServer<TContext extends BaseContext>(options: SubgraphServerOptions): ApolloServer<TContext> {
-  return new ApolloServer<TContext>({
-    schema: buildSubgraphSchema({
-      typeDefs: parse(options.schema),
-      resolvers: options.resolvers as LegacyModule['resolvers'],
-    }),
+  const schema = buildSubgraphSchema({
+    typeDefs: parse(options.schema),
+    resolvers: options.resolvers as LegacyModule['resolvers'],
+  });
+  const server = new ApolloServer<TContext>({
+    schema,
     introspection: !options.production,
     includeStacktraceInErrorResponses: !options.production,
     formatError: formatError(options.production),
@@ -72,4 +80,6 @@ export function createSubgraphServer<TContext extends BaseContext>(options: Subg
       ...(options.production ? [ApolloServerPluginLandingPageDisabled()] : []),
     ],
   });
+  schemas.set(server, schema);
+  return server;
 }

@@ -1,0 +1,89 @@
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import { GraphQLError, parse, print, validate, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import { WebSocketServer } from 'ws';
+import { useServer } from 'graphql-ws/use/ws';
+import type { ApolloServer } from '@apollo/server';
+import { requestIdOf, type Logger } from '@shop/common';
+import type { RouterContext } from './context.js';
+import type { SubscriptionExecutor } from './subscriptions.js';
+
+export interface WebSocketEndpoint {
+  close(): Promise<void>;
+}
+
+/**
+ * graphql-ws (the graphql-transport-ws protocol) on the same path as HTTP:
+ * subscriptions go to the federated subscription executor; queries and
+ * mutations sent over the socket run through Apollo Server like HTTP ones.
+ */
+export function serveWebSockets(options: {
+  server: Server;
+  path: string;
+  apollo: ApolloServer<RouterContext>;
+  executor: SubscriptionExecutor;
+  schema: () => GraphQLSchema | undefined;
+  log: Logger;
+}): WebSocketEndpoint {
+  const wss = new WebSocketServer({ server: options.server, path: options.path });
+  const cleanup = useServer<Record<string, unknown>, { requestId: string }>(
+    {
+      onConnect: (ctx) => {
+        // One id per connection, from the upgrade request's header when the client sent one.
+        ctx.extra.requestId = requestIdOf(ctx.extra.request);
+        return true;
+      },
+      onSubscribe: (ctx, _id, payload) => {
+        const schema = options.schema();
+        if (!schema) return [new GraphQLError('The router has no schema yet', { extensions: { code: 'SERVICE_UNAVAILABLE' } })];
+        let document: DocumentNode;
+        try {
+          document = parse(payload.query);
+        } catch (error) {
+          return [new GraphQLError((error as Error).message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
+        }
+        const errors = validate(schema, document);
+        if (errors.length > 0) {
+          return errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }));
+        }
+        const requestId = ctx.extra.requestId ?? randomUUID();
+        const contextValue: RouterContext = { requestId, log: options.log.child({ requestId }) };
+        return {
+          schema,
+          document,
+          variableValues: payload.variables ?? {},
+          operationName: payload.operationName ?? undefined,
+          contextValue,
+        };
+      },
+      subscribe: (args) =>
+        options.executor.subscribe({
+          document: args.document,
+          variables: (args.variableValues ?? {}) as Record<string, unknown>,
+          operationName: args.operationName ?? undefined,
+          context: args.contextValue as RouterContext,
+        }),
+      execute: async (args): Promise<ExecutionResult> => {
+        const response = await options.apollo.executeOperation(
+          {
+            query: print(args.document),
+            variables: (args.variableValues ?? {}) as Record<string, unknown>,
+            operationName: args.operationName ?? undefined,
+          },
+          { contextValue: args.contextValue as RouterContext },
+        );
+        if (response.body.kind !== 'single') return { errors: [new GraphQLError('Incremental delivery is not supported over WebSocket')] };
+        return response.body.singleResult as ExecutionResult;
+      },
+    },
+    wss,
+  );
+  return {
+    async close() {
+      // 1001 "going away": clients reconnect (to another replica) instead of treating it as an error.
+      for (const socket of wss.clients) socket.close(1001, 'Router shutting down');
+      await cleanup.dispose();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,115 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parse } from 'graphql';
+import { composeServices } from '@apollo/composition';
+import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger, demoShop, listen, loadSchema, type Listening } from '@shop/common';
+import { startTestSubgraph, type TestSubgraph } from '@shop/common/testing';
+import { users } from '@shop/users';
+import { readRouterConfig } from '../src/config.js';
+import { createRouter, type Router } from '../src/server.js';
+import { TICKS_SCHEMA, tickState, ticksSubgraph } from './fixtures/ticks.js';
+
+const shop = demoShop();
+let dir: string;
+let file: string;
+let usersSubgraph: TestSubgraph;
+let ticks: TestSubgraph;
+let router: Router;
+let http: Listening;
+let client: Client;
+
+function supergraph(ticksUrl: string): string {
+  const result = composeServices([
+    { name: 'users', url: usersSubgraph.url, typeDefs: parse(loadSchema(new URL('../../subgraphs/users/src/schema.graphql', import.meta.url))) },
+    { name: 'ticks', url: ticksUrl, typeDefs: parse(TICKS_SCHEMA) },
+  ]);
+  if (result.errors) throw new Error(result.errors.map((e) => e.message).join('\n'));
+  return result.supergraphSdl;
+}
+
+type Event = FormattedExecutionResult<{ ticks: { n: number; user: { name: string; email: string } } }>;
+
+/** Subscribes and collects events until the server completes the subscription. */
+function collect(query: string, variables: Record<string, unknown>): { events: Event[]; done: Promise<void>; stop: () => void } {
+  const events: Event[] = [];
+  let stop: () => void = () => undefined;
+  const done = new Promise<void>((resolve, reject) => {
+    stop = client.subscribe<Event['data']>({ query, variables }, {
+      next: (event) => events.push(event as Event),
+      error: (error) => reject(error instanceof Error ? error : new Error(Array.isArray(error) ? JSON.stringify(error) : `closed ${(error as { code?: number }).code} ${(error as { reason?: string }).reason}`)),
+      complete: resolve,
+    });
+  });
+  return { events, done, stop };
+}
+
+const TICKS = 'subscription($u: ID!, $c: Int!) { ticks(userId: $u, count: $c) { n user { name email } } }';
+
+beforeAll(async () => {
+  usersSubgraph = await startTestSubgraph(users, { seed: true });
+  ticks = await startTestSubgraph(ticksSubgraph);
+  dir = await mkdtemp(path.join(tmpdir(), 'subscriptions-'));
+  file = path.join(dir, 'supergraph.graphql');
+  await writeFile(file, supergraph(ticks.url));
+  router = await createRouter(readRouterConfig([], { SUPERGRAPH_PATH: file }), createLogger('router', 'silent'));
+  http = await listen(router.listener, 0, '127.0.0.1');
+  router.attachWebSockets(http.server);
+  client = createClient({ url: http.url.replace('http', 'ws'), webSocketImpl: WebSocket, lazy: true, retryAttempts: 0 });
+});
+afterAll(async () => {
+  await client?.dispose();
+  await router?.stop();
+  await http?.close();
+  await ticks?.close();
+  await usersSubgraph?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('federated subscriptions through the router', () => {
+  it('delivers each event with fields resolved from another subgraph', async () => {
+    const user = shop.users[2]!;
+    const sub = collect(TICKS, { u: user.id, c: 3 });
+    await sub.done;
+    expect(sub.events).toEqual([1, 2, 3].map((n) => ({ data: { ticks: { n, user: { name: user.name, email: user.email } } } })));
+  });
+
+  it('refuses an invalid subscription with a validation error', async () => {
+    const sub = collect('subscription { ticks(userId: "x", count: 1) { nope } }', {});
+    await expect(sub.done).rejects.toThrow(/Cannot query field .*nope.*GRAPHQL_VALIDATION_FAILED/);
+  });
+
+  it('releases everything upstream when clients go away, over many open/close cycles', async () => {
+    tickState.intervalMs = 50;
+    for (let cycle = 0; cycle < 5; cycle++) {
+      const subs = Array.from({ length: 40 }, (_, i) => collect(TICKS, { u: shop.users[i % 10]!.id, c: 1_000_000 }));
+      await expect.poll(() => subs.every((s) => s.events.length > 0), { timeout: 5_000 }).toBe(true);
+      expect(router.subscriptions.openCount).toBe(40);
+      expect(tickState.open).toBe(40);
+      for (const sub of subs) sub.stop();
+      await expect.poll(() => router.subscriptions.openCount).toBe(0);
+      await expect.poll(() => tickState.open).toBe(0);
+    }
+    tickState.intervalMs = 20;
+  });
+
+  it('ends open subscriptions with a clear error when the supergraph changes', async () => {
+    const sub = collect(TICKS, { u: shop.users[0]!.id, c: 1_000_000 });
+    await expect.poll(() => sub.events.length).toBeGreaterThan(0);
+    // Same subgraphs, another routing URL string: a new supergraph.
+    await writeFile(file, supergraph(ticks.url.replace('127.0.0.1', 'localhost')));
+    await sub.done;
+    expect(sub.events.at(-1)?.errors?.[0]).toMatchObject({
+      message: expect.stringContaining('subscribe again'),
+      extensions: { code: 'SUBSCRIPTION_SCHEMA_RELOADED' },
+    });
+    await expect.poll(() => tickState.open).toBe(0);
+    // New subscriptions work on the new schema.
+    const again = collect(TICKS, { u: shop.users[1]!.id, c: 1 });
+    await again.done;
+    expect(again.events).toEqual([{ data: { ticks: { n: 1, user: { name: shop.users[1]!.name, email: shop.users[1]!.email } } } }]);
+  });
+});
