@@ -6,7 +6,7 @@ import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import type { Logger } from '@shop/common';
 import type { RouterContext } from './context.js';
-import { PushStream } from './push-stream.js';
+import { PushStream } from '@shop/common';
 
 export const SCHEMA_RELOADED = 'SUBSCRIPTION_SCHEMA_RELOADED';
 export const SUBSCRIPTION_FAILED = 'SUBSCRIPTION_FAILED';

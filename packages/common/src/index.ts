@@ -11,3 +11,5 @@ export * from './subgraph.js';
 export * from './scalars.js';
 export * from './outbox.js';
 export * from './redis.js';
+export * from './events.js';
+export * from './push-stream.js';
