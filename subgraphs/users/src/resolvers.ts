@@ -8,9 +8,11 @@ import {
   pageSize,
   parseId,
   toConnection,
+  enqueueOutbox,
 } from '@shop/common';
-import { insertUser, listUsers } from './db.js';
+import { insertUser, listUsers, type NotificationKeyset, type NotificationRow } from './db.js';
 import type { Resolvers } from './generated/resolvers.js';
+import { welcomeMessage } from './notifications/jobs.js';
 
 // Deliberately simple: one @, no spaces, a dot in the domain. Real verification is a confirmation email.
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
@@ -22,6 +24,19 @@ function validateNewUser(input: { email: string; name: string }): { email: strin
   if (name.length < 1 || name.length > 100) throw badInput('input.name', 'must be 1 to 100 characters');
   return { email, name };
 }
+
+/** Validates `after` of User.notifications: a cursor this field made holds a sentAt and an id. */
+function notificationCursor(after: string | null | undefined): NotificationKeyset | undefined {
+  const cursor = decodeCursor(after);
+  if (!cursor) return undefined;
+  const sentAt = typeof cursor.k === 'string' ? new Date(cursor.k) : undefined;
+  if (!sentAt || Number.isNaN(sentAt.getTime()) || !isUuid(cursor.id)) {
+    throw badInput('after', 'is not a cursor returned by this field (use pageInfo.endCursor)');
+  }
+  return { sentAt: sentAt.toISOString(), id: cursor.id.toLowerCase() };
+}
+
+const notificationCursorOf = (n: NotificationRow) => ({ k: n.sentAt.toISOString(), id: n.id });
 
 export const resolvers: Resolvers = {
   DateTime: DateTimeScalar,
@@ -38,18 +53,31 @@ export const resolvers: Resolvers = {
     },
   },
   Mutation: {
-    createUser: async (_parent, { input }, { db }) => {
+    createUser: async (_parent, { input }, { db, outbox }) => {
       const user = validateNewUser(input);
+      let created;
       try {
-        return await insertUser(db, { id: randomUUID(), ...user });
+        // The welcome job is committed with the account: it cannot be lost, nor sent for an account that is not.
+        created = await db.transaction(async (tx) => {
+          const row = await insertUser(tx, { id: randomUUID(), ...user });
+          await enqueueOutbox(tx, [welcomeMessage(row.id)]);
+          return row;
+        });
       } catch (error) {
         if (isUniqueViolation(error)) throw badInput('input.email', `${user.email} is already registered`);
         throw error;
       }
+      outbox?.wake();
+      return created;
     },
   },
   User: {
     // A malformed id in a representation cannot match a row: answer null rather than fail the batch.
     __resolveReference: ({ id }, { loaders }) => (isUuid(id) ? loaders.user.load(id.toLowerCase()) : null),
+    notifications: async (user, { first, after }, { loaders }) => {
+      const limit = pageSize(first);
+      const rows = await loaders.userNotifications.load({ userId: user.id, limit: limit + 1, after: notificationCursor(after) });
+      return toConnection(rows, limit, notificationCursorOf);
+    },
   },
 };

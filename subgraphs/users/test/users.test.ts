@@ -1,6 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoShop } from '@shop/common';
-import { countStatements, graphql, startTestSubgraph, type GraphQLResponse, type TestSubgraph } from '@shop/common/testing';
+import {
+  countStatements,
+  createTestRedis,
+  graphql,
+  startTestSubgraph,
+  type GraphQLResponse,
+  type TestRedis,
+  type TestSubgraph,
+} from '@shop/common/testing';
 import { users } from '../src/server.js';
 
 interface UserPage {
@@ -9,12 +17,24 @@ interface UserPage {
 }
 
 let subgraph: TestSubgraph;
+let redis: TestRedis;
 const shop = demoShop();
 
 beforeAll(async () => {
-  subgraph = await startTestSubgraph(users, { seed: true });
+  // The outbox relays welcome jobs to Redis: a key prefix of this file's own.
+  redis = await createTestRedis('users');
+  subgraph = await startTestSubgraph(users, {
+    seed: true,
+    env: { REDIS_URL: redis.url, QUEUE_PREFIX: redis.prefix, NOTIFICATION_WORKER_IN_PROCESS: 'false' },
+  });
 });
-afterAll(() => subgraph?.close());
+afterAll(async () => {
+  await subgraph?.close();
+  await redis?.cleanup();
+});
+
+const outboxRows = async () =>
+  subgraph.db.query<{ key: string; payload: unknown }>("SELECT key, payload FROM outbox WHERE name = 'welcome' ORDER BY id");
 
 describe('users subgraph', () => {
   it('seeds the demo users once, however often it runs', async () => {
@@ -73,12 +93,17 @@ describe('users subgraph', () => {
     });
     expect(created.errors).toBeUndefined();
     expect(created.data?.createUser).toMatchObject({ email: 'new.person@example.com', name: 'New Person' });
+    const id = created.data!.createUser.id;
+    // The welcome job was committed with the user.
+    expect(await outboxRows()).toEqual([{ key: `welcome-${id}`, payload: { userId: id } }]);
 
     const before = await subgraph.db.query<{ n: number }>('SELECT count(*)::int AS n FROM users');
     const duplicate = await graphql(subgraph.url, mutation, { input: { email: 'NEW.PERSON@example.com', name: 'Other' } });
     expect(duplicate.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.email' });
     const after = await subgraph.db.query<{ n: number }>('SELECT count(*)::int AS n FROM users');
     expect(after[0]?.n).toBe(before[0]?.n);
+    // A refused account asks for no welcome.
+    expect(await outboxRows()).toHaveLength(1);
   });
 
   it.each([

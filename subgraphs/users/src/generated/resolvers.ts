@@ -34,6 +34,74 @@ export type User = {
   name: Scalars['String']['output'];
   /** When the account was created. */
   createdAt: Scalars['DateTime']['output'];
+  /** Notifications sent to this user, newest first. `first` is 0 to 100 (default 20); `after` is a cursor from a previous page. */
+  notifications: NotificationConnection;
+};
+
+
+/** A customer account. */
+export type UserNotificationsArgs = {
+  first?: InputMaybe<Scalars['Int']['input']>;
+  after?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** What a notification is about. */
+export type NotificationKind =
+  /** Sent once when the account is created. */
+  | 'WELCOME'
+  /** The user placed an order; it waits for stock confirmation. */
+  | 'ORDER_PLACED'
+  /** The order's stock is reserved; it will ship. */
+  | 'ORDER_CONFIRMED'
+  /** The order could not be accepted, e.g. not enough stock. */
+  | 'ORDER_REJECTED'
+  /** The order left the warehouse. */
+  | 'ORDER_SHIPPED'
+  /** The order reached the customer. */
+  | 'ORDER_DELIVERED'
+  /** The order was cancelled. */
+  | 'ORDER_CANCELLED';
+
+/** How a notification was delivered. */
+export type NotificationTransport =
+  /** Sent as email through the configured SMTP server. */
+  | 'SMTP'
+  /** Recorded only, without sending (development and tests, when no SMTP server is configured). */
+  | 'LOCAL';
+
+/** A message sent to a user, as it was sent. */
+export type Notification = {
+  __typename?: 'Notification';
+  /** Stable identifier (a UUID). */
+  id: Scalars['ID']['output'];
+  /** What the notification is about. */
+  kind: NotificationKind;
+  /** Subject line. */
+  subject: Scalars['String']['output'];
+  /** Plain-text body. */
+  text: Scalars['String']['output'];
+  /** When it was delivered. */
+  sentAt: Scalars['DateTime']['output'];
+  /** How it was delivered. */
+  transport: NotificationTransport;
+};
+
+/** One notification in a page of notifications. */
+export type NotificationEdge = {
+  __typename?: 'NotificationEdge';
+  /** Opaque position of this notification; pass it as `after` to read the next page. */
+  cursor: Scalars['String']['output'];
+  /** The notification. */
+  node: Notification;
+};
+
+/** A page of a user's notifications, newest first. */
+export type NotificationConnection = {
+  __typename?: 'NotificationConnection';
+  /** The notifications on this page. */
+  edges: Array<NotificationEdge>;
+  /** Whether there is a next page and where it starts. */
+  pageInfo: PageInfo;
 };
 
 /** One user in a page of users. */
@@ -92,7 +160,7 @@ export type QueryUsersArgs = {
 
 export type Mutation = {
   __typename?: 'Mutation';
-  /** Creates an account. Fails with BAD_USER_INPUT on an invalid or already used email. */
+  /** Creates an account and sends it a welcome notification. Fails with BAD_USER_INPUT on an invalid or already used email. */
   createUser: User;
 };
 
@@ -205,6 +273,11 @@ export type ResolversTypes = ResolversObject<{
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   User: ResolverTypeWrapper<UserRow>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
+  NotificationKind: NotificationKind;
+  NotificationTransport: NotificationTransport;
+  Notification: ResolverTypeWrapper<Notification>;
+  NotificationEdge: ResolverTypeWrapper<NotificationEdge>;
+  NotificationConnection: ResolverTypeWrapper<NotificationConnection>;
   UserEdge: ResolverTypeWrapper<Omit<UserEdge, 'node'> & { node: ResolversTypes['User'] }>;
   PageInfo: ResolverTypeWrapper<PageInfo>;
   UserConnection: ResolverTypeWrapper<Omit<UserConnection, 'edges'> & { edges: Array<ResolversTypes['UserEdge']> }>;
@@ -227,6 +300,9 @@ export type ResolversParentTypes = ResolversObject<{
   DateTime: Scalars['DateTime']['output'];
   User: UserRow;
   ID: Scalars['ID']['output'];
+  Notification: Notification;
+  NotificationEdge: NotificationEdge;
+  NotificationConnection: NotificationConnection;
   UserEdge: Omit<UserEdge, 'node'> & { node: ResolversParentTypes['User'] };
   PageInfo: PageInfo;
   UserConnection: Omit<UserConnection, 'edges'> & { edges: Array<ResolversParentTypes['UserEdge']> };
@@ -364,6 +440,26 @@ export type UserResolvers<ContextType = Context, ParentType extends ResolversPar
   email?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  notifications?: Resolver<ResolversTypes['NotificationConnection'], ParentType, ContextType, Partial<UserNotificationsArgs>>;
+}>;
+
+export type NotificationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Notification'] = ResolversParentTypes['Notification']> = ResolversObject<{
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  kind?: Resolver<ResolversTypes['NotificationKind'], ParentType, ContextType>;
+  subject?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  text?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  sentAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  transport?: Resolver<ResolversTypes['NotificationTransport'], ParentType, ContextType>;
+}>;
+
+export type NotificationEdgeResolvers<ContextType = Context, ParentType extends ResolversParentTypes['NotificationEdge'] = ResolversParentTypes['NotificationEdge']> = ResolversObject<{
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['Notification'], ParentType, ContextType>;
+}>;
+
+export type NotificationConnectionResolvers<ContextType = Context, ParentType extends ResolversParentTypes['NotificationConnection'] = ResolversParentTypes['NotificationConnection']> = ResolversObject<{
+  edges?: Resolver<Array<ResolversTypes['NotificationEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
 }>;
 
 export type UserEdgeResolvers<ContextType = Context, ParentType extends ResolversParentTypes['UserEdge'] = ResolversParentTypes['UserEdge']> = ResolversObject<{
@@ -413,6 +509,9 @@ export interface Federation__ContextFieldValueScalarConfig extends GraphQLScalar
 export type Resolvers<ContextType = Context> = ResolversObject<{
   DateTime?: GraphQLScalarType;
   User?: UserResolvers<ContextType>;
+  Notification?: NotificationResolvers<ContextType>;
+  NotificationEdge?: NotificationEdgeResolvers<ContextType>;
+  NotificationConnection?: NotificationConnectionResolvers<ContextType>;
   UserEdge?: UserEdgeResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
   UserConnection?: UserConnectionResolvers<ContextType>;

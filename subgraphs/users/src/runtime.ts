@@ -1,0 +1,48 @@
+import { Queue } from 'bullmq';
+import { OutboxRelay, createRedis, type Database, type Logger, type SubgraphRuntime } from '@shop/common';
+import { readNotificationProducerConfig } from './notifications/config.js';
+import { NOTIFICATIONS_QUEUE, notificationJobOptions } from './notifications/jobs.js';
+import { startNotificationWorker, type NotificationWorker } from './notifications/worker.js';
+
+/** Background work of the users subgraph: relaying its outbox to the notifications queue. */
+export interface UsersRuntime extends SubgraphRuntime {
+  relay: OutboxRelay;
+  queue: Queue;
+  /** Present when the worker runs in this process (NOTIFICATION_WORKER_IN_PROCESS, the default on PGlite). */
+  worker: NotificationWorker | undefined;
+}
+
+export async function startUsersRuntime(db: Database, env: NodeJS.ProcessEnv, log: Logger): Promise<UsersRuntime> {
+  const config = readNotificationProducerConfig(env, db.kind === 'pglite');
+  const connection = createRedis(config.queue.redisUrl, log, { name: 'users-outbox' });
+  const queue = new Queue(NOTIFICATIONS_QUEUE, {
+    connection,
+    prefix: config.queue.prefix,
+    defaultJobOptions: notificationJobOptions(config.attempts, config.backoffMs),
+  });
+  // Redis outages are logged by the connection and retried by the relay; they must not crash the subgraph.
+  queue.on('error', (error) => log.debug({ err: error }, 'notifications queue error'));
+  const relay = new OutboxRelay({ db, queues: { [NOTIFICATIONS_QUEUE]: queue }, log });
+  relay.start();
+
+  let worker: NotificationWorker | undefined;
+  try {
+    worker = config.workerInProcess ? await startNotificationWorker(db, env, log) : undefined;
+  } catch (error) {
+    await relay.stop();
+    await queue.close();
+    connection.disconnect();
+    throw error;
+  }
+  return {
+    relay,
+    queue,
+    worker,
+    async stop() {
+      await worker?.close();
+      await relay.stop();
+      await queue.close();
+      connection.disconnect();
+    },
+  };
+}
