@@ -1,6 +1,12 @@
-import { contextWithLoaders, type SubgraphContext } from '@shop/common';
+import type { Database, RequestInfo, SubgraphContext } from '@shop/common';
 import { createLoaders, type Loaders } from './loaders.js';
+import type { InventoryRuntime } from './runtime.js';
 
-export type Context = SubgraphContext<Loaders>;
+export interface Context extends SubgraphContext<Loaders> {
+  /** The reservation worker and relay; no resolver needs them yet. */
+  runtime: InventoryRuntime | undefined;
+}
 
-export const createContext = contextWithLoaders(createLoaders);
+export function createContext(db: Database, info: RequestInfo, runtime: InventoryRuntime | undefined): Context {
+  return { db, loaders: createLoaders(db), requestId: info.requestId, log: info.log, runtime };
+}

@@ -43,3 +43,110 @@ export async function insertStock(db: Queryable, products: readonly Pick<DemoPro
   );
   return rows.length;
 }
+
+/** One product of an order to reserve. */
+export interface ReservationLine {
+  productId: string;
+  quantity: number;
+}
+
+/** A product an order wants more of than there is. */
+export interface Shortage {
+  productId: string;
+  requested: number;
+  available: number;
+}
+
+/** What deciding on an order did; `repeated` when the order had been decided before (nothing changed). */
+export type ReservationDecision =
+  | { outcome: 'reserved' }
+  | { outcome: 'rejected'; reason: string; shortages: Shortage[] }
+  | { outcome: 'repeated' };
+
+/**
+ * Reserves all lines of an order or none, in the caller's transaction. The outcome row goes in first, so a
+ * second `reserve` for the same order waits for the first to commit and then does nothing. Stock rows are
+ * locked in product id order, so concurrent orders never deadlock, and checked before any is decremented.
+ */
+export async function reserveStock(
+  tx: Queryable,
+  orderId: string,
+  lines: readonly ReservationLine[],
+): Promise<ReservationDecision> {
+  const claimed = await tx.query(
+    `INSERT INTO reservation_outcomes (order_id, outcome) VALUES ($1, 'reserved')
+     ON CONFLICT (order_id) DO NOTHING RETURNING order_id`,
+    [orderId],
+  );
+  if (claimed.length === 0) return { outcome: 'repeated' };
+  const sorted = [...lines].sort((a, b) => (a.productId < b.productId ? -1 : a.productId > b.productId ? 1 : 0));
+  const ids = sorted.map((line) => line.productId);
+  const rows = await tx.query<{ productId: string; available: number }>(
+    `SELECT product_id AS "productId", available FROM stock
+     WHERE product_id = ANY($1::uuid[]) ORDER BY product_id FOR UPDATE`,
+    [ids],
+  );
+  const available = new Map(rows.map((row) => [row.productId, row.available]));
+  const shortages = sorted
+    .map((line) => ({ productId: line.productId, requested: line.quantity, available: available.get(line.productId) ?? 0 }))
+    .filter((s) => s.requested > s.available);
+  if (shortages.length > 0) {
+    const reason = `Not enough stock: ${shortages
+      .map((s) => `product ${s.productId} (${s.requested} requested, ${s.available} available)`)
+      .join(', ')}`;
+    await tx.query(`UPDATE reservation_outcomes SET outcome = 'rejected', reason = $2 WHERE order_id = $1`, [
+      orderId,
+      reason,
+    ]);
+    return { outcome: 'rejected', reason, shortages };
+  }
+  const quantities = sorted.map((line) => line.quantity);
+  await tx.query(
+    `UPDATE stock s SET available = s.available - n.quantity, updated_at = now()
+     FROM unnest($1::uuid[], $2::int[]) AS n(product_id, quantity)
+     WHERE s.product_id = n.product_id`,
+    [ids, quantities],
+  );
+  await tx.query(
+    `INSERT INTO reservations (order_id, product_id, quantity)
+     SELECT $1, product_id, quantity FROM unnest($2::uuid[], $3::int[]) AS n(product_id, quantity)`,
+    [orderId, ids, quantities],
+  );
+  return { outcome: 'reserved' };
+}
+
+/**
+ * Gives an order's reserved units back, once, in the caller's transaction; returns how many units came back.
+ * Releasing an order that was never decided marks it cancelled, so a `reserve` arriving later does nothing.
+ */
+export async function releaseStock(tx: Queryable, orderId: string): Promise<number> {
+  const tombstone = await tx.query(
+    `INSERT INTO reservation_outcomes (order_id, outcome, reason) VALUES ($1, 'cancelled', 'released before it was reserved')
+     ON CONFLICT (order_id) DO NOTHING RETURNING order_id`,
+    [orderId],
+  );
+  if (tombstone.length > 0) return 0;
+  const released = await tx.query(
+    `UPDATE reservation_outcomes SET released_at = now()
+     WHERE order_id = $1 AND outcome = 'reserved' AND released_at IS NULL RETURNING order_id`,
+    [orderId],
+  );
+  if (released.length === 0) return 0;
+  // Locks in the same order as reserveStock, so a release never deadlocks with reservations.
+  await tx.query(
+    `SELECT s.product_id FROM stock s JOIN reservations r ON r.product_id = s.product_id
+     WHERE r.order_id = $1 ORDER BY s.product_id FOR UPDATE OF s`,
+    [orderId],
+  );
+  const [row] = await tx.query<{ units: number }>(
+    `WITH restored AS (
+       UPDATE stock s SET available = s.available + r.quantity, updated_at = now()
+       FROM reservations r
+       WHERE r.order_id = $1 AND s.product_id = r.product_id
+       RETURNING r.quantity
+     )
+     SELECT coalesce(sum(quantity), 0)::int AS units FROM restored`,
+    [orderId],
+  );
+  return row?.units ?? 0;
+}

@@ -1,9 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoShop } from '@shop/common';
-import { countStatements, graphql, startTestSubgraph, type GraphQLResponse, type TestSubgraph } from '@shop/common/testing';
+import {
+  countStatements,
+  createTestRedis,
+  graphql,
+  startTestSubgraph,
+  type GraphQLResponse,
+  type TestRedis,
+  type TestSubgraph,
+} from '@shop/common/testing';
 import { inventory } from '../src/server.js';
 
 let subgraph: TestSubgraph;
+let redis: TestRedis;
 const shop = demoShop();
 const UNKNOWN = '00000000-0000-4000-8000-000000000000';
 
@@ -20,9 +29,14 @@ interface ShippingEntity {
 const RESTOCK = 'mutation($id: ID!, $q: Int!) { restock(productId: $id, quantity: $q) { id stock inStock shippingEstimate { amount } } }';
 
 beforeAll(async () => {
-  subgraph = await startTestSubgraph(inventory, { seed: true });
+  // The subgraph starts its queue workers; they get a Redis prefix of their own.
+  redis = await createTestRedis('inventory');
+  subgraph = await startTestSubgraph(inventory, { seed: true, env: { REDIS_URL: redis.url, QUEUE_PREFIX: redis.prefix } });
 });
-afterAll(() => subgraph?.close());
+afterAll(async () => {
+  await subgraph?.close();
+  await redis?.cleanup();
+});
 
 async function entities<T>(selection: string, reps: Record<string, unknown>[]): Promise<{ res: GraphQLResponse<{ _entities: (T | null)[] }>; statements: number }> {
   let res: GraphQLResponse<{ _entities: (T | null)[] }> = {};

@@ -1,6 +1,12 @@
-import { contextWithLoaders, type SubgraphContext } from '@shop/common';
+import type { Database, RequestInfo, SubgraphContext } from '@shop/common';
 import { createLoaders, type Loaders } from './loaders.js';
+import type { OrdersRuntime } from './runtime.js';
 
-export type Context = SubgraphContext<Loaders>;
+export interface Context extends SubgraphContext<Loaders> {
+  /** The relay, look-up client and settings mutations use; absent when the process runs without a runtime. */
+  runtime: OrdersRuntime | undefined;
+}
 
-export const createContext = contextWithLoaders(createLoaders);
+export function createContext(db: Database, info: RequestInfo, runtime: OrdersRuntime | undefined): Context {
+  return { db, loaders: createLoaders(db), requestId: info.requestId, log: info.log, runtime };
+}

@@ -6,6 +6,8 @@ export type OrderStatus = (typeof ORDER_STATUSES)[number];
 /** One line of an order, as resolvers receive it; amounts are in the order's currency. */
 export interface OrderItemRow {
   productId: string;
+  /** The product's name when the order was placed; null on lines older than that column. */
+  productName: string | null;
   quantity: number;
   unitPriceAmount: number;
   currency: string;
@@ -16,10 +18,18 @@ export interface OrderRow {
   id: string;
   userId: string;
   status: OrderStatus;
+  statusReason: string | null;
   currency: string;
   items: OrderItemRow[];
   createdAt: Date;
   updatedAt: Date;
+}
+
+/** One entry of an order's status history. */
+export interface OrderStatusChangeRow {
+  status: OrderStatus;
+  at: Date;
+  reason: string | null;
 }
 
 /** A user as this subgraph knows one: only the id from an entity representation. */
@@ -38,18 +48,28 @@ export interface OrderFilter {
   after?: OrderKeyset | undefined;
 }
 
-/** What inserting an order needs; the demo orders have this shape. */
+/** What inserting an order line needs. */
+export interface NewOrderLine {
+  productId: string;
+  productName?: string | null | undefined;
+  quantity: number;
+  unitPriceAmount: number;
+}
+
+/** What inserting an existing order (demo data) needs: its lines and the history that led to its status. */
 export interface NewOrder {
   id: string;
   userId: string;
   status: OrderStatus;
+  statusReason?: string | null | undefined;
   currency: string;
   createdAt: Date;
-  lines: readonly { productId: string; quantity: number; unitPriceAmount: number }[];
+  lines: readonly NewOrderLine[];
+  history: readonly OrderStatusChangeRow[];
 }
 
 /** Selects an order aliased `o` plus its lines. */
-const ORDER_COLUMNS = `o.id, o.user_id AS "userId", o.status, o.currency,
+const ORDER_COLUMNS = `o.id, o.user_id AS "userId", o.status, o.status_reason AS "statusReason", o.currency,
   o.created_at AS "createdAt", o.updated_at AS "updatedAt", lines.items`;
 
 // The lines of each order folded into one JSON array, so an order with all its lines is one row and any
@@ -57,6 +77,7 @@ const ORDER_COLUMNS = `o.id, o.user_id AS "userId", o.status, o.currency,
 const WITH_LINES = `CROSS JOIN LATERAL (
   SELECT coalesce(json_agg(json_build_object(
     'productId', i.product_id,
+    'productName', i.product_name,
     'quantity', i.quantity,
     'unitPriceAmount', i.unit_price_amount,
     'currency', o.currency
@@ -149,33 +170,33 @@ export async function ordersOfUsers(
 }
 
 /**
- * Inserts the orders that are not there yet and the lines of those, in two statements; returns how many
- * rows (orders plus lines) were new. Run it in a transaction so orders never exist without their lines.
+ * Inserts the orders that are not there yet with their lines and status history, in three statements; returns
+ * how many rows (orders plus lines) were new. Run it in a transaction so orders never exist without their lines.
  */
 export async function insertOrders(tx: Queryable, orders: readonly NewOrder[]): Promise<number> {
   const created = await tx.query<{ id: string }>(
-    `INSERT INTO orders (id, user_id, status, currency, created_at, updated_at)
-     SELECT id, user_id, status, currency, created_at, created_at
-     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[])
-       AS n(id, user_id, status, currency, created_at)
+    `INSERT INTO orders (id, user_id, status, status_reason, currency, created_at, updated_at)
+     SELECT id, user_id, status, status_reason, currency, created_at, created_at
+     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+       AS n(id, user_id, status, status_reason, currency, created_at)
      ON CONFLICT DO NOTHING RETURNING id`,
     [
       orders.map((o) => o.id),
       orders.map((o) => o.userId),
       orders.map((o) => o.status),
+      orders.map((o) => o.statusReason ?? null),
       orders.map((o) => o.currency),
       orders.map((o) => o.createdAt),
     ],
   );
   if (created.length === 0) return 0;
   const isNew = new Set(created.map((row) => row.id));
-  const lines = orders
-    .filter((o) => isNew.has(o.id))
-    .flatMap((o) => o.lines.map((line, index) => ({ orderId: o.id, line: index + 1, ...line })));
+  const fresh = orders.filter((o) => isNew.has(o.id));
+  const lines = fresh.flatMap((o) => o.lines.map((line, index) => ({ orderId: o.id, line: index + 1, ...line })));
   const [items] = await tx.query<{ n: number }>(
     `WITH inserted AS (
-       INSERT INTO order_items (order_id, line, product_id, quantity, unit_price_amount)
-       SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::int[], $5::int[])
+       INSERT INTO order_items (order_id, line, product_id, product_name, quantity, unit_price_amount)
+       SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::int[], $6::int[])
        ON CONFLICT DO NOTHING RETURNING 1
      )
      SELECT count(*)::int AS n FROM inserted`,
@@ -183,9 +204,115 @@ export async function insertOrders(tx: Queryable, orders: readonly NewOrder[]): 
       lines.map((l) => l.orderId),
       lines.map((l) => l.line),
       lines.map((l) => l.productId),
+      lines.map((l) => l.productName ?? null),
       lines.map((l) => l.quantity),
       lines.map((l) => l.unitPriceAmount),
     ],
   );
+  const history = fresh.flatMap((o) => o.history.map((change) => ({ orderId: o.id, ...change })));
+  await tx.query(
+    `INSERT INTO order_status_changes (order_id, status, reason, at)
+     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])`,
+    [history.map((h) => h.orderId), history.map((h) => h.status), history.map((h) => h.reason), history.map((h) => h.at)],
+  );
   return created.length + (items?.n ?? 0);
+}
+
+/**
+ * Names the lines of products in `names` that have no name yet (lines written before order_items.product_name
+ * existed); returns how many lines were named.
+ */
+export async function nameOrderLines(tx: Queryable, names: ReadonlyMap<string, string>): Promise<number> {
+  const [row] = await tx.query<{ n: number }>(
+    `WITH named AS (
+       UPDATE order_items i SET product_name = n.name
+       FROM unnest($1::uuid[], $2::text[]) AS n(product_id, name)
+       WHERE i.product_id = n.product_id AND i.product_name IS NULL
+       RETURNING 1
+     )
+     SELECT count(*)::int AS n FROM named`,
+    [[...names.keys()], [...names.values()]],
+  );
+  return row?.n ?? 0;
+}
+
+/** What placing an order writes: a PENDING order with the prices and names captured from the catalog. */
+export interface PlacedOrder {
+  id: string;
+  userId: string;
+  currency: string;
+  lines: readonly Required<NewOrderLine>[];
+}
+
+/**
+ * Inserts a new PENDING order, its lines and the first history entry; returns when it was placed (the
+ * database's clock, as for every later status change).
+ */
+export async function insertPlacedOrder(tx: Queryable, order: PlacedOrder): Promise<Date> {
+  const [row] = await tx.query<{ createdAt: Date }>(
+    `INSERT INTO orders (id, user_id, status, currency) VALUES ($1, $2, 'PENDING', $3)
+     RETURNING created_at AS "createdAt"`,
+    [order.id, order.userId, order.currency],
+  );
+  const createdAt = row!.createdAt;
+  await tx.query(
+    `INSERT INTO order_items (order_id, line, product_id, product_name, quantity, unit_price_amount)
+     SELECT $1, line, product_id, product_name, quantity, unit_price_amount
+     FROM unnest($2::int[], $3::uuid[], $4::text[], $5::int[], $6::int[])
+       AS n(line, product_id, product_name, quantity, unit_price_amount)`,
+    [
+      order.id,
+      order.lines.map((_line, index) => index + 1),
+      order.lines.map((l) => l.productId),
+      order.lines.map((l) => l.productName),
+      order.lines.map((l) => l.quantity),
+      order.lines.map((l) => l.unitPriceAmount),
+    ],
+  );
+  await tx.query(`INSERT INTO order_status_changes (order_id, status, at) VALUES ($1, 'PENDING', $2)`, [
+    order.id,
+    createdAt,
+  ]);
+  return createdAt;
+}
+
+/**
+ * Moves an order from `expected` to `status` and appends the history entry, unless another writer changed the
+ * order first (optimistic concurrency). Returns when the change happened, or undefined when the order was no
+ * longer in `expected`.
+ */
+export async function changeOrderStatus(
+  tx: Queryable,
+  change: { id: string; expected: OrderStatus; status: OrderStatus; reason: string | null },
+): Promise<Date | undefined> {
+  const [row] = await tx.query<{ at: Date }>(
+    `UPDATE orders SET status = $3, status_reason = $4, updated_at = now()
+     WHERE id = $1 AND status = $2
+     RETURNING updated_at AS at`,
+    [change.id, change.expected, change.status, change.reason],
+  );
+  if (!row) return undefined;
+  await tx.query('INSERT INTO order_status_changes (order_id, status, reason, at) VALUES ($1, $2, $3, $4)', [
+    change.id,
+    change.status,
+    change.reason,
+    row.at,
+  ]);
+  return row.at;
+}
+
+/** The status histories of several orders, oldest entry first, in the order of `ids`: one statement. */
+export async function statusHistories(db: Queryable, ids: readonly string[]): Promise<OrderStatusChangeRow[][]> {
+  const rows = await db.query<OrderStatusChangeRow & { orderId: string }>(
+    `SELECT order_id AS "orderId", status, at, reason FROM order_status_changes
+     WHERE order_id = ANY($1::uuid[]) ORDER BY at, id`,
+    [ids],
+  );
+  const byOrder = new Map<string, OrderStatusChangeRow[]>();
+  for (const { orderId, ...change } of rows) {
+    const list = byOrder.get(orderId);
+    if (list) list.push(change);
+    else byOrder.set(orderId, [change]);
+  }
+  return ids.map((id) => byOrder.get(id) ?? []);
 }

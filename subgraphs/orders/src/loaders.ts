@@ -1,6 +1,6 @@
 import DataLoader from 'dataloader';
 import type { Queryable } from '@shop/common';
-import { ordersByIds, ordersOfUsers, type OrderFilter, type OrderRow } from './db.js';
+import { ordersByIds, ordersOfUsers, statusHistories, type OrderFilter, type OrderRow, type OrderStatusChangeRow } from './db.js';
 
 /** One user's page of orders: the user plus the field's (already validated) arguments. */
 export interface UserOrdersKey extends OrderFilter {
@@ -40,6 +40,7 @@ async function loadUserOrders(db: Queryable, keys: readonly UserOrdersKey[]): Pr
 export function createLoaders(db: Queryable) {
   return {
     order: new DataLoader<string, OrderRow | null>((ids) => ordersByIds(db, ids)),
+    statusHistory: new DataLoader<string, OrderStatusChangeRow[]>((ids) => statusHistories(db, ids)),
     userOrders: new DataLoader<UserOrdersKey, OrderRow[], string>((keys) => loadUserOrders(db, keys), {
       cacheKeyFn: (key) => `${key.userId}:${argumentsOf(key)}`,
     }),

@@ -1,7 +1,11 @@
+import { GraphQLError } from 'graphql';
 import { DateTimeScalar, badInput, decodeCursor, isUuid, pageSize, parseId, toConnection } from '@shop/common';
+import type { Context } from './context.js';
 import type { OrderItemRow, OrderKeyset, OrderRow } from './db.js';
 import { listOrders } from './db.js';
 import type { Resolvers } from './generated/resolvers.js';
+import { cancelOrder, placeOrder, updateOrderStatus } from './lifecycle.js';
+import type { OrdersRuntime } from './runtime.js';
 
 /** Validates `after`: a cursor this subgraph made holds an order's createdAt and id. */
 function orderCursor(after: string | null | undefined): OrderKeyset | undefined {
@@ -18,6 +22,23 @@ const cursorOf = (order: OrderRow) => ({ k: order.createdAt.toISOString(), id: o
 
 const subtotalOf = (item: OrderItemRow) => item.unitPriceAmount * item.quantity;
 
+/** Mutations need the runtime (relay, look-ups); a process started without one cannot change orders. */
+function runtimeOf(context: Context): OrdersRuntime {
+  if (!context.runtime) {
+    throw new GraphQLError('Order processing is not running in this process', {
+      extensions: { code: 'SERVICE_UNAVAILABLE' },
+    });
+  }
+  return context.runtime;
+}
+
+/** Later reads of a changed order in the same request must see the change. */
+function primed(context: Context, order: OrderRow): OrderRow {
+  context.loaders.order.clear(order.id).prime(order.id, order);
+  context.loaders.statusHistory.clear(order.id);
+  return order;
+}
+
 export const resolvers: Resolvers = {
   DateTime: DateTimeScalar,
   Query: {
@@ -32,6 +53,14 @@ export const resolvers: Resolvers = {
       return toConnection(rows, limit, cursorOf);
     },
   },
+  Mutation: {
+    placeOrder: async (_parent, { input }, context) =>
+      primed(context, await placeOrder(runtimeOf(context), input, context.requestId)),
+    cancelOrder: async (_parent, { id, reason }, context) =>
+      primed(context, await cancelOrder(runtimeOf(context), parseId('id', id), reason)),
+    updateOrderStatus: async (_parent, { id, status }, context) =>
+      primed(context, await updateOrderStatus(runtimeOf(context), parseId('id', id), status)),
+  },
   Order: {
     // A malformed id in a representation cannot match a row: answer null rather than fail the batch.
     __resolveReference: ({ id }, { loaders }) => (isUuid(id) ? loaders.order.load(id.toLowerCase()) : null),
@@ -40,6 +69,7 @@ export const resolvers: Resolvers = {
       amount: order.items.reduce((sum, item) => sum + subtotalOf(item), 0),
       currency: order.currency,
     }),
+    statusHistory: (order, _args, { loaders }) => loaders.statusHistory.load(order.id),
   },
   OrderItem: {
     product: (item) => ({ id: item.productId }),

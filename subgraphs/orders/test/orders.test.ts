@@ -1,6 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoShop, type DemoOrder } from '@shop/common';
-import { countStatements, graphql, startTestSubgraph, type GraphQLResponse, type TestSubgraph } from '@shop/common/testing';
+import {
+  countStatements,
+  createTestRedis,
+  graphql,
+  startTestSubgraph,
+  type GraphQLResponse,
+  type TestRedis,
+  type TestSubgraph,
+} from '@shop/common/testing';
 import { orders } from '../src/server.js';
 
 interface MoneyJson {
@@ -22,6 +30,7 @@ interface ConnectionJson<T> {
 }
 
 let subgraph: TestSubgraph;
+let redis: TestRedis;
 const shop = demoShop();
 
 const ORDER_FIELDS = `id status user { id } createdAt updatedAt total { amount currency }
@@ -54,9 +63,14 @@ function newestFirst(list: readonly DemoOrder[]): DemoOrder[] {
 const ids = (connection: ConnectionJson<{ id: string }>) => connection.edges.map((e) => e.node.id);
 
 beforeAll(async () => {
-  subgraph = await startTestSubgraph(orders, { seed: true });
+  // The subgraph starts its queue workers; they get a Redis prefix of their own.
+  redis = await createTestRedis('orders');
+  subgraph = await startTestSubgraph(orders, { seed: true, env: { REDIS_URL: redis.url, QUEUE_PREFIX: redis.prefix } });
 });
-afterAll(() => subgraph?.close());
+afterAll(async () => {
+  await subgraph?.close();
+  await redis?.cleanup();
+});
 
 describe('orders subgraph', () => {
   it('seeds the demo orders and lines once, however often it runs', async () => {

@@ -55,6 +55,21 @@ export type Order = {
   createdAt: Scalars['DateTime']['output'];
   /** When the order last changed, e.g. its status. */
   updatedAt: Scalars['DateTime']['output'];
+  /** Why the order has its current status, when there is a reason: the products that were short of stock for a REJECTED order, or the reason given when it was CANCELLED. Null otherwise. */
+  statusReason?: Maybe<Scalars['String']['output']>;
+  /** Every status the order has entered, oldest first, starting with PENDING when it was placed. */
+  statusHistory: Array<OrderStatusChange>;
+};
+
+/** One step of an order's life cycle: the status it entered, when, and why. */
+export type OrderStatusChange = {
+  __typename?: 'OrderStatusChange';
+  /** The status the order entered. */
+  status: OrderStatus;
+  /** When the order entered it. */
+  at: Scalars['DateTime']['output'];
+  /** Why, when there is a reason: e.g. the stock shortage behind a rejection or the reason given for a cancellation. */
+  reason?: Maybe<Scalars['String']['output']>;
 };
 
 /** One line of an order: a product, how many, and the price it had when it was ordered. */
@@ -128,6 +143,62 @@ export type Money = {
   amount: Scalars['Int']['output'];
   /** ISO-4217 currency code, e.g. USD. */
   currency: Scalars['String']['output'];
+};
+
+/** What placing an order needs: who orders and what. */
+export type PlaceOrderInput = {
+  /** The customer placing the order; must be an existing user. */
+  userId: Scalars['ID']['input'];
+  /** The products and quantities, 1 to 50 lines. Lines for the same product are merged into one, and the merged quantity must still be at most 1000. */
+  items: Array<OrderLineInput>;
+};
+
+/** One product and how many of it to order. */
+export type OrderLineInput = {
+  /** An existing product; every product of an order must be priced in the same currency. */
+  productId: Scalars['ID']['input'];
+  /** How many units, 1 to 1000. */
+  quantity: Scalars['Int']['input'];
+};
+
+export type Mutation = {
+  __typename?: 'Mutation';
+  /**
+   * Places an order as PENDING, with the current unit prices of its products, and asks inventory to reserve the
+   * stock; the order then becomes CONFIRMED, or REJECTED with a reason when stock is short (watch `status`).
+   * Fails with BAD_USER_INPUT (malformed id, 0 or more than 50 lines, a quantity outside 1 to 1000, mixed
+   * currencies), NOT_FOUND (unknown user or product; `extensions.field` names which), or SERVICE_UNAVAILABLE when
+   * users or products cannot be reached. Nothing is written when it fails.
+   */
+  placeOrder: Order;
+  /**
+   * Cancels a PENDING or CONFIRMED order and gives its reserved stock back. Fails with NOT_FOUND for an unknown
+   * order and INVALID_TRANSITION for an order in any other status.
+   */
+  cancelOrder: Order;
+  /**
+   * Moves a CONFIRMED order to SHIPPED and a SHIPPED order to DELIVERED. Any other change fails with
+   * INVALID_TRANSITION (cancel with cancelOrder; confirmation and rejection come from the stock reservation),
+   * an unknown order with NOT_FOUND.
+   */
+  updateOrderStatus: Order;
+};
+
+
+export type MutationPlaceOrderArgs = {
+  input: PlaceOrderInput;
+};
+
+
+export type MutationCancelOrderArgs = {
+  id: Scalars['ID']['input'];
+  reason?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationUpdateOrderStatusArgs = {
+  id: Scalars['ID']['input'];
+  status: OrderStatus;
 };
 
 export type Query = {
@@ -260,6 +331,7 @@ export type ResolversTypes = ResolversObject<{
   OrderStatus: OrderStatus;
   Order: ResolverTypeWrapper<OrderRow>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
+  OrderStatusChange: ResolverTypeWrapper<OrderStatusChange>;
   OrderItem: ResolverTypeWrapper<OrderItemRow>;
   Product: ResolverTypeWrapper<Product>;
   User: ResolverTypeWrapper<UserRef>;
@@ -267,6 +339,9 @@ export type ResolversTypes = ResolversObject<{
   OrderConnection: ResolverTypeWrapper<Omit<OrderConnection, 'edges'> & { edges: Array<ResolversTypes['OrderEdge']> }>;
   PageInfo: ResolverTypeWrapper<PageInfo>;
   Money: ResolverTypeWrapper<Money>;
+  PlaceOrderInput: PlaceOrderInput;
+  OrderLineInput: OrderLineInput;
+  Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   link__Purpose: Link__Purpose;
   link__Import: ResolverTypeWrapper<Scalars['link__Import']['output']>;
@@ -284,6 +359,7 @@ export type ResolversParentTypes = ResolversObject<{
   DateTime: Scalars['DateTime']['output'];
   Order: OrderRow;
   ID: Scalars['ID']['output'];
+  OrderStatusChange: OrderStatusChange;
   OrderItem: OrderItemRow;
   Product: Product;
   User: UserRef;
@@ -291,6 +367,9 @@ export type ResolversParentTypes = ResolversObject<{
   OrderConnection: Omit<OrderConnection, 'edges'> & { edges: Array<ResolversParentTypes['OrderEdge']> };
   PageInfo: PageInfo;
   Money: Money;
+  PlaceOrderInput: PlaceOrderInput;
+  OrderLineInput: OrderLineInput;
+  Mutation: Record<PropertyKey, never>;
   Query: Record<PropertyKey, never>;
   link__Import: Scalars['link__Import']['output'];
   federation__FieldSet: Scalars['federation__FieldSet']['output'];
@@ -426,6 +505,14 @@ export type OrderResolvers<ContextType = Context, ParentType extends ResolversPa
   total?: Resolver<ResolversTypes['Money'], ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   updatedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  statusReason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  statusHistory?: Resolver<Array<ResolversTypes['OrderStatusChange']>, ParentType, ContextType>;
+}>;
+
+export type OrderStatusChangeResolvers<ContextType = Context, ParentType extends ResolversParentTypes['OrderStatusChange'] = ResolversParentTypes['OrderStatusChange']> = ResolversObject<{
+  status?: Resolver<ResolversTypes['OrderStatus'], ParentType, ContextType>;
+  at?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  reason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 }>;
 
 export type OrderItemResolvers<ContextType = Context, ParentType extends ResolversParentTypes['OrderItem'] = ResolversParentTypes['OrderItem']> = ResolversObject<{
@@ -465,6 +552,12 @@ export type MoneyResolvers<ContextType = Context, ParentType extends ResolversPa
   currency?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 }>;
 
+export type MutationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = ResolversObject<{
+  placeOrder?: Resolver<ResolversTypes['Order'], ParentType, ContextType, RequireFields<MutationPlaceOrderArgs, 'input'>>;
+  cancelOrder?: Resolver<ResolversTypes['Order'], ParentType, ContextType, RequireFields<MutationCancelOrderArgs, 'id'>>;
+  updateOrderStatus?: Resolver<ResolversTypes['Order'], ParentType, ContextType, RequireFields<MutationUpdateOrderStatusArgs, 'id' | 'status'>>;
+}>;
+
 export type QueryResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = ResolversObject<{
   order?: Resolver<Maybe<ResolversTypes['Order']>, ParentType, ContextType, RequireFields<QueryOrderArgs, 'id'>>;
   orders?: Resolver<ResolversTypes['OrderConnection'], ParentType, ContextType, Partial<QueryOrdersArgs>>;
@@ -493,6 +586,7 @@ export interface Federation__ContextFieldValueScalarConfig extends GraphQLScalar
 export type Resolvers<ContextType = Context> = ResolversObject<{
   DateTime?: GraphQLScalarType;
   Order?: OrderResolvers<ContextType>;
+  OrderStatusChange?: OrderStatusChangeResolvers<ContextType>;
   OrderItem?: OrderItemResolvers<ContextType>;
   Product?: ProductResolvers<ContextType>;
   User?: UserResolvers<ContextType>;
@@ -500,6 +594,7 @@ export type Resolvers<ContextType = Context> = ResolversObject<{
   OrderConnection?: OrderConnectionResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
   Money?: MoneyResolvers<ContextType>;
+  Mutation?: MutationResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
   link__Import?: GraphQLScalarType;
   federation__FieldSet?: GraphQLScalarType;

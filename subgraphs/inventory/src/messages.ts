@@ -1,0 +1,24 @@
+import type { OutboxMessage } from '@shop/common';
+import type { Shortage } from './db.js';
+
+/** Queue this subgraph consumes: `reserve` and `release` jobs from orders. */
+export const RESERVATIONS_QUEUE = 'inventory-reservations';
+/** Queue orders consumes: `reserved` and `rejected` jobs. */
+export const RESERVATION_RESULTS_QUEUE = 'order-reservation-results';
+
+/** Payload of a `reserved` / `rejected` job. */
+export interface ReservationResultJob {
+  orderId: string;
+  reason?: string;
+  shortages?: Shortage[];
+}
+
+/** The decision for an order, for orders; one job id per order, so relaying it twice is one job. */
+export function resultJob(
+  orderId: string,
+  decision: { outcome: 'reserved' } | { outcome: 'rejected'; reason: string; shortages: Shortage[] },
+): OutboxMessage {
+  const payload: ReservationResultJob =
+    decision.outcome === 'reserved' ? { orderId } : { orderId, reason: decision.reason, shortages: decision.shortages };
+  return { kind: 'job', queue: RESERVATION_RESULTS_QUEUE, name: decision.outcome, jobId: `result-${orderId}`, payload };
+}

@@ -1,0 +1,29 @@
+import { readInt, readQueueConfig, readUrl, type QueueConfig } from '@shop/common';
+
+/** Settings of the orders runtime (saga worker, outbox relay, user and product look-ups), read once at start. */
+export interface OrdersConfig {
+  queue: QueueConfig;
+  /** GraphQL endpoint of the users subgraph, asked whether a user exists. */
+  usersUrl: string;
+  /** GraphQL endpoint of the products subgraph, asked for names and current prices. */
+  productsUrl: string;
+  /** How long one look-up request may take before it is abandoned (and retried). */
+  lookupTimeoutMs: number;
+  /** Retries of a look-up after a network error, a timeout or a 5xx answer. */
+  lookupRetries: number;
+  /** Reservation results handled at once by this process. */
+  workerConcurrency: number;
+}
+
+const HTTP = ['http:', 'https:'] as const;
+
+export function readOrdersConfig(env: NodeJS.ProcessEnv): OrdersConfig {
+  return {
+    queue: readQueueConfig(env),
+    usersUrl: readUrl(env, 'USERS_SUBGRAPH_URL', HTTP) ?? 'http://127.0.0.1:4001/graphql',
+    productsUrl: readUrl(env, 'PRODUCTS_SUBGRAPH_URL', HTTP) ?? 'http://127.0.0.1:4002/graphql',
+    lookupTimeoutMs: readInt(env, 'ORDERS_LOOKUP_TIMEOUT_MS', 3_000, 50, 60_000),
+    lookupRetries: readInt(env, 'ORDERS_LOOKUP_RETRIES', 2, 0, 10),
+    workerConcurrency: readInt(env, 'ORDERS_WORKER_CONCURRENCY', 8, 1, 100),
+  };
+}

@@ -1,0 +1,202 @@
+import { randomUUID } from 'node:crypto';
+import { GraphQLError } from 'graphql';
+import { ErrorCode, badInput, enqueueOutbox, notFound, type Database, type OutboxMessage } from '@shop/common';
+import type { CatalogClient } from './catalog.js';
+import { changeOrderStatus, insertPlacedOrder, ordersByIds, type OrderRow, type OrderStatus } from './db.js';
+import { releaseJob, reserveJob, statusMessages } from './messages.js';
+import { CLIENT_SETTABLE, InvalidTransitionError, canMove } from './transitions.js';
+import { parseOrderRequest, parseReason } from './validation.js';
+
+/** What changing orders needs: the database, the key prefix of event channels, and the relay to wake. */
+export interface LifecycleDeps {
+  db: Database;
+  prefix: string;
+  relay: { wake(): void };
+}
+
+/** Optimistic writes that lose a race are retried this often before the client is told to try again. */
+const MAX_ATTEMPTS = 5;
+
+function missing(field: string, what: string, id: string): GraphQLError {
+  return new GraphQLError(`${field}: ${what} ${id} does not exist`, {
+    extensions: { code: ErrorCode.NotFound, field, id },
+  });
+}
+
+/**
+ * Places a PENDING order: validates the input, asks users and products whether they exist and what the products
+ * cost, then writes the order, its history entry and its outbox messages (the reservation job, the event and the
+ * notification) in one transaction. Nothing is written when any check fails.
+ */
+export async function placeOrder(
+  deps: LifecycleDeps & { catalog: CatalogClient },
+  input: { userId: string; items: readonly { productId: string; quantity: number }[] },
+  requestId: string,
+): Promise<OrderRow> {
+  const request = parseOrderRequest(input);
+  const [users, products] = await Promise.all([
+    deps.catalog.existingUsers([request.userId], requestId),
+    deps.catalog.products(request.lines.map((line) => line.productId), requestId),
+  ]);
+  if (!users.has(request.userId)) throw missing('input.userId', 'user', request.userId);
+  const lines = request.lines.map((line) => {
+    const product = products.get(line.productId);
+    if (!product) throw missing(`input.items[${line.index}].productId`, 'product', line.productId);
+    return { ...line, product };
+  });
+  const [first] = lines as [(typeof lines)[number], ...typeof lines];
+  const currency = first.product.price.currency;
+  for (const line of lines) {
+    if (line.product.price.currency !== currency) {
+      throw badInput(
+        `input.items[${line.index}].productId`,
+        `is priced in ${line.product.price.currency} but input.items[${first.index}] in ${currency}; one order has one currency`,
+      );
+    }
+  }
+
+  const id = randomUUID();
+  const items = lines.map((line) => ({
+    productId: line.productId,
+    productName: line.product.name,
+    quantity: line.quantity,
+    unitPriceAmount: line.product.price.amount,
+  }));
+  const order = await deps.db.transaction(async (tx) => {
+    const createdAt = await insertPlacedOrder(tx, { id, userId: request.userId, currency, lines: items });
+    const placed: OrderRow = {
+      id,
+      userId: request.userId,
+      status: 'PENDING',
+      statusReason: null,
+      currency,
+      items: items.map((item) => ({ ...item, currency })),
+      createdAt,
+      updatedAt: createdAt,
+    };
+    await enqueueOutbox(tx, [...statusMessages(deps.prefix, placed, createdAt, null), reserveJob(placed)]);
+    return placed;
+  });
+  deps.relay.wake();
+  return order;
+}
+
+/**
+ * Moves `order` to `status` if nobody changed it since it was read, with the history entry and the outbox
+ * messages in the same transaction. Returns the changed order, or undefined when it lost a race.
+ */
+async function tryChange(
+  deps: LifecycleDeps,
+  order: OrderRow,
+  status: OrderStatus,
+  reason: string | null,
+  extra: readonly OutboxMessage[] = [],
+): Promise<OrderRow | undefined> {
+  const changed = await deps.db.transaction(async (tx) => {
+    const at = await changeOrderStatus(tx, { id: order.id, expected: order.status, status, reason });
+    if (!at) return undefined;
+    const next: OrderRow = { ...order, status, statusReason: reason, updatedAt: at };
+    await enqueueOutbox(tx, [...statusMessages(deps.prefix, next, at, reason), ...extra]);
+    return next;
+  });
+  if (changed) deps.relay.wake();
+  return changed;
+}
+
+/** Reads the order, checks the transition, changes it; re-reads and re-checks when another writer was faster. */
+async function transition(
+  deps: LifecycleDeps,
+  id: string,
+  status: OrderStatus,
+  reason: string | null,
+  extra: (from: OrderStatus) => OutboxMessage[] = () => [],
+): Promise<OrderRow> {
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const [order] = await ordersByIds(deps.db, [id]);
+    if (!order) throw notFound('Order', id);
+    if (!canMove(order.status, status)) throw new InvalidTransitionError(id, order.status, status);
+    const changed = await tryChange(deps, order, status, reason, extra(order.status));
+    if (changed) return changed;
+  }
+  throw new GraphQLError(`Order ${id} is changing right now; please try again`, {
+    extensions: { code: ErrorCode.Conflict, id },
+  });
+}
+
+/**
+ * Cancels a PENDING or CONFIRMED order. Inventory is always asked to release: units already reserved come back,
+ * and a reservation that has not happened yet never will.
+ */
+export function cancelOrder(deps: LifecycleDeps, id: string, reason: string | null | undefined): Promise<OrderRow> {
+  const why = parseReason(reason);
+  return transition(deps, id, 'CANCELLED', why, () => [releaseJob(id)]);
+}
+
+/** Ships or delivers an order; any other target is refused. */
+export async function updateOrderStatus(deps: LifecycleDeps, id: string, status: OrderStatus): Promise<OrderRow> {
+  if (!CLIENT_SETTABLE.includes(status)) {
+    const [order] = await ordersByIds(deps.db, [id]);
+    if (!order) throw notFound('Order', id);
+    throw new InvalidTransitionError(id, order.status, status);
+  }
+  return transition(deps, id, status, null);
+}
+
+/** A product inventory could not reserve enough of. */
+export interface Shortage {
+  productId: string;
+  requested: number;
+  available: number;
+}
+
+/** What inventory decided for an order. */
+export interface ReservationResult {
+  orderId: string;
+  outcome: 'reserved' | 'rejected';
+  reason: string | null;
+  shortages: Shortage[];
+}
+
+/** A reservation result for an order this database does not have. */
+export class UnknownOrderError extends Error {
+  override name = 'UnknownOrderError';
+}
+
+/** The rejection reason a customer reads: the products by the names they ordered. */
+function rejectionReason(order: OrderRow, result: ReservationResult): string {
+  if (result.shortages.length === 0) return result.reason ?? 'Inventory could not reserve the stock';
+  const names = new Map(order.items.map((item) => [item.productId, item.productName ?? item.productId]));
+  const parts = result.shortages.map(
+    (s) => `${names.get(s.productId) ?? s.productId} (${s.requested} ordered, ${s.available} available)`,
+  );
+  return `Not enough stock: ${parts.join(', ')}`;
+}
+
+/**
+ * Applies inventory's decision: a PENDING order becomes CONFIRMED or REJECTED. Anything else is a repeated or
+ * late delivery; only a reservation made for an order cancelled meanwhile needs action (release the units).
+ */
+export async function applyReservationResult(
+  deps: LifecycleDeps,
+  result: ReservationResult,
+): Promise<'changed' | 'released' | 'ignored'> {
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const [order] = await ordersByIds(deps.db, [result.orderId]);
+    if (!order) throw new UnknownOrderError(`order ${result.orderId} does not exist`);
+    if (order.status === 'PENDING') {
+      const changed =
+        result.outcome === 'reserved'
+          ? await tryChange(deps, order, 'CONFIRMED', null)
+          : await tryChange(deps, order, 'REJECTED', rejectionReason(order, result));
+      if (changed) return 'changed';
+      continue;
+    }
+    if (order.status === 'CANCELLED' && result.outcome === 'reserved') {
+      await deps.db.transaction((tx) => enqueueOutbox(tx, [releaseJob(order.id)]));
+      deps.relay.wake();
+      return 'released';
+    }
+    return 'ignored';
+  }
+  throw new Error(`order ${result.orderId} kept changing while applying its reservation result`);
+}

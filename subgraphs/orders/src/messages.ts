@@ -1,0 +1,101 @@
+import type { OutboxMessage } from '@shop/common';
+import type { OrderRow, OrderStatus } from './db.js';
+
+/** Queue inventory consumes: `reserve` and `release` jobs. */
+export const RESERVATIONS_QUEUE = 'inventory-reservations';
+/** Queue this subgraph consumes: `reserved` and `rejected` jobs from inventory. */
+export const RESERVATION_RESULTS_QUEUE = 'order-reservation-results';
+/** Queue of user-facing notifications; another process sends them. */
+export const NOTIFICATIONS_QUEUE = 'notifications';
+
+/** Redis pub/sub channel of order status events, under the deployment's key prefix. */
+export function orderEventsChannel(prefix: string): string {
+  return `${prefix}:order-events`;
+}
+
+/** Payload of a `reserve` job. */
+export interface ReserveJob {
+  orderId: string;
+  lines: { productId: string; quantity: number }[];
+}
+
+/** Payload of a `release` job. */
+export interface ReleaseJob {
+  orderId: string;
+}
+
+/** Payload of an `order.status` event. */
+export interface OrderStatusEvent {
+  orderId: string;
+  userId: string;
+  status: OrderStatus;
+  at: string;
+  reason: string | null;
+}
+
+/** Payload of an `order-status` notification job. */
+export interface OrderStatusNotification {
+  userId: string;
+  orderId: string;
+  status: OrderStatus;
+  reason: string | null;
+  items: {
+    productId: string;
+    productName: string | null;
+    quantity: number;
+    unitPrice: { amount: number; currency: string };
+  }[];
+  total: { amount: number; currency: string };
+}
+
+export function reserveJob(order: Pick<OrderRow, 'id' | 'items'>): OutboxMessage {
+  const payload: ReserveJob = {
+    orderId: order.id,
+    lines: order.items.map((item) => ({ productId: item.productId, quantity: item.quantity })),
+  };
+  // BullMQ job ids must not contain ':'; `-` keeps them readable.
+  return { kind: 'job', queue: RESERVATIONS_QUEUE, name: 'reserve', jobId: `reserve-${order.id}`, payload };
+}
+
+export function releaseJob(orderId: string): OutboxMessage {
+  const payload: ReleaseJob = { orderId };
+  return { kind: 'job', queue: RESERVATIONS_QUEUE, name: 'release', jobId: `release-${orderId}`, payload };
+}
+
+/**
+ * What every status change announces: an event for live subscribers and a notification for the customer.
+ * Keys and job ids name the order and the status, so a change relayed twice is still one event and one message.
+ */
+export function statusMessages(prefix: string, order: OrderRow, at: Date, reason: string | null): OutboxMessage[] {
+  const event: OrderStatusEvent = {
+    orderId: order.id,
+    userId: order.userId,
+    status: order.status,
+    at: at.toISOString(),
+    reason,
+  };
+  const money = (amount: number) => ({ amount, currency: order.currency });
+  const notification: OrderStatusNotification = {
+    userId: order.userId,
+    orderId: order.id,
+    status: order.status,
+    reason,
+    items: order.items.map((item) => ({
+      productId: item.productId,
+      productName: item.productName,
+      quantity: item.quantity,
+      unitPrice: money(item.unitPriceAmount),
+    })),
+    total: money(order.items.reduce((sum, item) => sum + item.unitPriceAmount * item.quantity, 0)),
+  };
+  return [
+    { kind: 'event', channel: orderEventsChannel(prefix), name: 'order.status', key: `${order.id}-${order.status}`, payload: event },
+    {
+      kind: 'job',
+      queue: NOTIFICATIONS_QUEUE,
+      name: 'order-status',
+      jobId: `order-${order.id}-${order.status}`,
+      payload: notification,
+    },
+  ];
+}

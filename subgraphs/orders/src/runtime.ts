@@ -1,0 +1,103 @@
+import { Queue, Worker, type DefaultJobOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { OutboxRelay, createRedis, type Database, type Logger, type SubgraphRuntime } from '@shop/common';
+import { CatalogClient } from './catalog.js';
+import { readOrdersConfig, type OrdersConfig } from './config.js';
+import type { LifecycleDeps } from './lifecycle.js';
+import { NOTIFICATIONS_QUEUE, RESERVATIONS_QUEUE, RESERVATION_RESULTS_QUEUE } from './messages.js';
+import { reservationResultProcessor } from './worker.js';
+
+/** The background side of orders: the outbox relay, the reservation results worker, and the look-up client. */
+export interface OrdersRuntime extends SubgraphRuntime, LifecycleDeps {
+  config: OrdersConfig;
+  catalog: CatalogClient;
+  relay: OutboxRelay;
+  worker: Worker;
+}
+
+const WEEK_SECONDS = 7 * 24 * 3600;
+
+/**
+ * Retries with exponential backoff for transient failures. Completed jobs stay a week so their ids keep
+ * deduplicating a repeated relay; failed jobs stay until someone looks at them.
+ */
+const SAGA_JOB_OPTIONS: DefaultJobOptions = {
+  attempts: 10,
+  backoff: { type: 'exponential', delay: 500 },
+  removeOnComplete: { age: WEEK_SECONDS },
+};
+const NOTIFICATION_JOB_OPTIONS: DefaultJobOptions = {
+  attempts: 8,
+  backoff: { type: 'exponential', delay: 1_000 },
+  removeOnComplete: { age: WEEK_SECONDS },
+};
+
+/** Logs at most one message every 10 s: a worker reports the same connection error many times a second. */
+function throttled(log: Logger, message: string): (error: Error) => void {
+  let last = 0;
+  return (error) => {
+    if (Date.now() - last < 10_000) return;
+    last = Date.now();
+    log.warn({ err: error }, message);
+  };
+}
+
+/**
+ * Lets the current jobs finish when Redis is there to record them; when it is not, waiting would never end,
+ * so the worker stops at once and its jobs come back as stalled to another worker.
+ */
+async function closeWorker(worker: Worker, connection: Redis): Promise<void> {
+  await worker.close(connection.status !== 'ready');
+}
+
+export async function startOrdersRuntime(db: Database, env: NodeJS.ProcessEnv, log: Logger): Promise<OrdersRuntime> {
+  const config = readOrdersConfig(env);
+  const { redisUrl, prefix } = config.queue;
+  const producer = createRedis(redisUrl, log, { name: 'orders-producer' });
+  const queues = {
+    [RESERVATIONS_QUEUE]: new Queue(RESERVATIONS_QUEUE, { connection: producer, prefix, defaultJobOptions: SAGA_JOB_OPTIONS }),
+    [NOTIFICATIONS_QUEUE]: new Queue(NOTIFICATIONS_QUEUE, {
+      connection: producer,
+      prefix,
+      defaultJobOptions: NOTIFICATION_JOB_OPTIONS,
+    }),
+  };
+  for (const queue of Object.values(queues)) queue.on('error', throttled(log, `queue ${queue.name} error`));
+  const relay = new OutboxRelay({ db, queues, publisher: producer, log });
+  relay.start();
+
+  const catalog = new CatalogClient({
+    usersUrl: config.usersUrl,
+    productsUrl: config.productsUrl,
+    timeoutMs: config.lookupTimeoutMs,
+    retries: config.lookupRetries,
+    log,
+  });
+  const deps: LifecycleDeps = { db, prefix, relay };
+
+  const consumer = createRedis(redisUrl, log, { blocking: true, name: 'orders-worker' });
+  const worker = new Worker(RESERVATION_RESULTS_QUEUE, reservationResultProcessor(deps), {
+    connection: consumer,
+    prefix,
+    concurrency: config.workerConcurrency,
+  });
+  worker.on('error', throttled(log, 'reservation results worker error'));
+  worker.on('failed', (job, error) => {
+    log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: error }, 'reservation result job failed');
+  });
+
+  return {
+    ...deps,
+    config,
+    catalog,
+    relay,
+    worker,
+    async stop() {
+      await closeWorker(worker, consumer);
+      await relay.stop();
+      await Promise.all(Object.values(queues).map((queue) => queue.close()));
+      consumer.disconnect();
+      producer.disconnect();
+    },
+  };
+}
