@@ -36,23 +36,28 @@ function onSignals(log: Logger, stop: () => Promise<void>): void {
 main('notification worker', async () => {
   const config = readWorkerProcessConfig(process.env);
   const log = createLogger('notifications', config.logLevel);
+  // Handlers first: a signal that arrives while starting must not kill the process without a clean stop.
+  let stopWork = async (): Promise<void> => undefined;
+  onSignals(log, () => stopWork());
+
   if (!config.databaseUrl) {
     // Embedded PGlite belongs to the one process that opened it: the users subgraph runs the worker itself.
-    log.info('no USERS_DATABASE_URL: the users subgraph runs the notification worker in its process; idle here');
     // Signal handlers alone do not keep Node running.
     const keepAlive = setInterval(() => undefined, 2 ** 30);
-    onSignals(log, async () => clearInterval(keepAlive));
+    stopWork = async () => clearInterval(keepAlive);
+    log.info('no USERS_DATABASE_URL: the users subgraph runs the notification worker in its process; idle here');
     return;
   }
   const db = await openDatabase({ url: config.databaseUrl });
+  stopWork = () => db.close();
   try {
     // Idempotent and locked against the subgraph doing the same, so the worker may start first.
     await migrate(db, users.migrations);
     const worker = await startNotificationWorker(db, process.env, log, { config: config.worker });
-    onSignals(log, async () => {
+    stopWork = async () => {
       await worker.close();
       await db.close();
-    });
+    };
   } catch (error) {
     await db.close();
     throw error;
