@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoShop } from '@shop/common';
+import { OUTBOX_TABLE_SQL, demoShop } from '@shop/common';
 import {
   countStatements,
   createTestRedis,
@@ -126,5 +126,20 @@ describe('users subgraph', () => {
     expect(res?.data?._entities[5]).toEqual({ id: shop.users[5]!.id, name: shop.users[5]!.name });
     expect(res?.data?._entities[30]).toBeNull();
     expect(statements).toBe(1);
+  });
+
+  it('has the outbox table the shared relay expects', async () => {
+    const columns = await subgraph.db.transaction(async (tx) => {
+      await tx.query(`${OUTBOX_TABLE_SQL.replace('CREATE TABLE outbox', 'CREATE TEMP TABLE outbox_reference')} ON COMMIT DROP`);
+      const describe = (table: string) =>
+        tx.query(
+          `SELECT column_name, data_type, is_nullable FROM information_schema.columns
+           WHERE table_name = $1 ORDER BY ordinal_position`,
+          [table],
+        );
+      return { ours: await describe('outbox'), reference: await describe('outbox_reference') };
+    });
+    expect(columns.ours).toHaveLength(10);
+    expect(columns.ours).toEqual(columns.reference);
   });
 });
