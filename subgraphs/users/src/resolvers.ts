@@ -3,14 +3,14 @@ import {
   DateTimeScalar,
   badInput,
   decodeCursor,
+  enqueueOutbox,
   isUniqueViolation,
   isUuid,
   pageSize,
   parseId,
   toConnection,
-  enqueueOutbox,
 } from '@shop/common';
-import { insertUser, listUsers, type NotificationKeyset, type NotificationRow } from './db.js';
+import { insertUser, listUsers, type NotificationKeyset, type NotificationRow, type UserRow } from './db.js';
 import type { Resolvers } from './generated/resolvers.js';
 import { welcomeMessage } from './notifications/jobs.js';
 
@@ -55,7 +55,7 @@ export const resolvers: Resolvers = {
   Mutation: {
     createUser: async (_parent, { input }, { db, outbox }) => {
       const user = validateNewUser(input);
-      let created;
+      let created: UserRow;
       try {
         // The welcome job is committed with the account: it cannot be lost, nor sent for an account that is not.
         created = await db.transaction(async (tx) => {
