@@ -1,14 +1,19 @@
 /**
- * `npm start`: runs the four subgraphs and the router as separate processes, as
- * they run in production, and stops them all on Ctrl-C. Each subgraph migrates
- * its database and loads the demo data into an empty one as it starts.
+ * `npm start`: runs the four subgraphs, the notification worker and the router
+ * as separate processes, as they run in production, and stops them all on
+ * Ctrl-C. Each subgraph migrates its database and loads the demo data into an
+ * empty one as it starts. Without REDIS_URL it uses a Redis on 127.0.0.1:6379,
+ * or starts a private redis-server when none answers there.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { SERVICES } from './services.js';
+import { SERVICES, type Service } from './services.js';
+import { redisAnswers, startPrivateRedis } from './redis.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const children = new Map<string, ChildProcess>();
+const env: NodeJS.ProcessEnv = { ...process.env };
+const PRIVATE_REDIS_PORT = 6390;
 let stopping = false;
 
 function prefixLines(name: string, stream: NodeJS.ReadableStream, out: NodeJS.WritableStream): void {
@@ -37,10 +42,10 @@ async function waitForHealth(name: string, port: number, timeoutMs = 60_000): Pr
   throw new Error(`${name} did not become healthy on port ${port} within ${timeoutMs / 1000}s`);
 }
 
-function start(service: (typeof SERVICES)[number]): void {
+function start(service: Service): void {
   const child = spawn(process.execPath, ['--import', 'tsx', service.entry], {
     cwd: root,
-    env: { ...process.env, PORT: String(service.port) },
+    env: { ...env, ...(service.port ? { PORT: String(service.port) } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.set(service.name, child);
@@ -58,27 +63,56 @@ function start(service: (typeof SERVICES)[number]): void {
 async function stopAll(exitCode: number): Promise<void> {
   if (stopping) return;
   stopping = true;
-  const exits = [...children.values()].map((child) => new Promise((resolve) => child.once('exit', resolve)));
-  for (const child of children.values()) child.kill('SIGTERM');
-  const timeout = setTimeout(() => {
-    for (const child of children.values()) child.kill('SIGKILL');
-  }, 10_000);
-  await Promise.all(exits);
-  clearTimeout(timeout);
+  // Services first (their workers finish jobs against Redis), the private Redis last.
+  const stopGroup = async (group: ChildProcess[]) => {
+    const exits = group.map((child) => new Promise((resolve) => child.once('exit', resolve)));
+    for (const child of group) child.kill('SIGTERM');
+    const timeout = setTimeout(() => group.forEach((child) => child.kill('SIGKILL')), 10_000);
+    await Promise.all(exits);
+    clearTimeout(timeout);
+  };
+  const redis = children.get('redis');
+  await stopGroup([...children.values()].filter((child) => child !== redis));
+  if (redis) await stopGroup([redis]);
   process.exit(exitCode);
 }
 
 process.on('SIGINT', () => void stopAll(0));
 process.on('SIGTERM', () => void stopAll(0));
 
+async function ensureRedis(): Promise<void> {
+  if (env.REDIS_URL) return;
+  if (await redisAnswers('127.0.0.1', 6379)) return;
+  const redis = await startPrivateRedis(PRIVATE_REDIS_PORT);
+  if (!redis) {
+    process.stderr.write(
+      'Redis is needed for the order queues and live updates, and none answers on 127.0.0.1:6379.\n' +
+        'Install it (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis) and run npm start again,\n' +
+        'or point REDIS_URL at one (e.g. REDIS_URL=redis://my-redis:6379 npm start).\n',
+    );
+    process.exit(1);
+  }
+  children.set('redis', redis);
+  redis.on('exit', () => {
+    children.delete('redis');
+    if (!stopping) void stopAll(1);
+  });
+  env.REDIS_URL = `redis://127.0.0.1:${PRIVATE_REDIS_PORT}`;
+  process.stdout.write(`Started a private redis-server on port ${PRIVATE_REDIS_PORT} (no data kept).\n`);
+}
+
 try {
-  const subgraphs = SERVICES.filter((s) => s.name !== 'router');
-  for (const service of subgraphs) start(service);
-  await Promise.all(subgraphs.map((s) => waitForHealth(s.name, s.port)));
+  await ensureRedis();
+  const backends = SERVICES.filter((s) => s.name !== 'router' && (s.when?.(env) ?? true));
+  for (const service of backends) start(service);
+  await Promise.all(backends.map((s) => (s.port ? waitForHealth(s.name, s.port) : Promise.resolve())));
   const router = SERVICES.find((s) => s.name === 'router')!;
   start(router);
-  await waitForHealth(router.name, router.port);
-  process.stdout.write(`\nThe shop is running. Explore it in Apollo Sandbox: http://localhost:${router.port}/graphql\nPress Ctrl-C to stop.\n\n`);
+  await waitForHealth(router.name, router.port!);
+  process.stdout.write(
+    `\nThe shop is running. Explore it in Apollo Sandbox: http://localhost:${router.port}/graphql\n` +
+      `Queues (Bull Board): http://localhost:4005/queues\nPress Ctrl-C to stop.\n\n`,
+  );
 } catch (error) {
   process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
   await stopAll(1);

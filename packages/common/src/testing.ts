@@ -63,7 +63,14 @@ export async function startTestSubgraph<TContext extends BaseContext, TRuntime e
   await migrate(db, definition.migrations);
   if (options.seed) await definition.seed(db);
   const log = options.log ?? createLogger(definition.name, 'silent');
-  const runtime = await definition.startRuntime?.(db, options.env ?? {}, log);
+  // A runtime never uses the real queues: without a prefix from the caller it gets one of its own.
+  let env = options.env ?? {};
+  let ownRedis: TestRedis | undefined;
+  if (definition.startRuntime && !env.QUEUE_PREFIX) {
+    ownRedis = await createTestRedis(definition.name);
+    env = { ...env, REDIS_URL: ownRedis.url, QUEUE_PREFIX: ownRedis.prefix };
+  }
+  const runtime = await definition.startRuntime?.(db, env, log);
   const running = await serveSubgraph(definition, db, {
     port: options.port ?? 0,
     host: '127.0.0.1',
@@ -80,6 +87,7 @@ export async function startTestSubgraph<TContext extends BaseContext, TRuntime e
       await running.stop();
       await runtime?.stop();
       await drop();
+      await ownRedis?.cleanup();
     },
   };
 }
