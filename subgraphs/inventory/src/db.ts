@@ -63,6 +63,15 @@ export type ReservationDecision =
   | { outcome: 'rejected'; reason: string; shortages: Shortage[] }
   | { outcome: 'repeated' };
 
+/** Names the products short of stock; at most the first five, so the reason stays short. */
+function shortageReason(shortages: readonly Shortage[]): string {
+  const named = shortages
+    .slice(0, 5)
+    .map((s) => `product ${s.productId} (${s.requested} requested, ${s.available} available)`)
+    .join(', ');
+  return `Not enough stock: ${named}${shortages.length > 5 ? ` and ${shortages.length - 5} more` : ''}`;
+}
+
 /**
  * Reserves all lines of an order or none, in the caller's transaction. The outcome row goes in first, so a
  * second `reserve` for the same order waits for the first to commit and then does nothing. Stock rows are
@@ -91,9 +100,7 @@ export async function reserveStock(
     .map((line) => ({ productId: line.productId, requested: line.quantity, available: available.get(line.productId) ?? 0 }))
     .filter((s) => s.requested > s.available);
   if (shortages.length > 0) {
-    const reason = `Not enough stock: ${shortages
-      .map((s) => `product ${s.productId} (${s.requested} requested, ${s.available} available)`)
-      .join(', ')}`;
+    const reason = shortageReason(shortages);
     await tx.query(`UPDATE reservation_outcomes SET outcome = 'rejected', reason = $2 WHERE order_id = $1`, [
       orderId,
       reason,

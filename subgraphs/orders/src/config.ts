@@ -13,6 +13,9 @@ export interface OrdersConfig {
   lookupRetries: number;
   /** Reservation results handled at once by this process. */
   workerConcurrency: number;
+  /** Delivery attempts of a notification job, and the first pause between them (doubled each time). */
+  notificationAttempts: number;
+  notificationBackoffMs: number;
 }
 
 const HTTP = ['http:', 'https:'] as const;
@@ -25,5 +28,8 @@ export function readOrdersConfig(env: NodeJS.ProcessEnv): OrdersConfig {
     lookupTimeoutMs: readInt(env, 'ORDERS_LOOKUP_TIMEOUT_MS', 3_000, 50, 60_000),
     lookupRetries: readInt(env, 'ORDERS_LOOKUP_RETRIES', 2, 0, 10),
     workerConcurrency: readInt(env, 'ORDERS_WORKER_CONCURRENCY', 8, 1, 100),
+    // The same variables and defaults as the users subgraph, the other producer of notifications.
+    notificationAttempts: readInt(env, 'NOTIFICATION_ATTEMPTS', 5, 1, 100),
+    notificationBackoffMs: readInt(env, 'NOTIFICATION_BACKOFF_MS', 1_000, 1, 3_600_000),
   };
 }

@@ -162,14 +162,30 @@ export class UnknownOrderError extends Error {
   override name = 'UnknownOrderError';
 }
 
+/** Reasons stay short enough for a notification (whose worker accepts up to 2000 characters). */
+const MAX_REASON_LENGTH = 1_000;
+
+/** Joins `parts` after `prefix` up to MAX_REASON_LENGTH, then says how many more there are. */
+function listed(prefix: string, parts: readonly string[]): string {
+  let text = prefix;
+  for (const [i, part] of parts.entries()) {
+    const next = `${text}${i === 0 ? '' : ', '}${part}`;
+    if (next.length > MAX_REASON_LENGTH - 20) return `${text} and ${parts.length - i} more`;
+    text = next;
+  }
+  return text;
+}
+
 /** The rejection reason a customer reads: the products by the names they ordered. */
 function rejectionReason(order: OrderRow, result: ReservationResult): string {
-  if (result.shortages.length === 0) return result.reason ?? 'Inventory could not reserve the stock';
+  if (result.shortages.length === 0) {
+    return (result.reason ?? 'Inventory could not reserve the stock').slice(0, MAX_REASON_LENGTH);
+  }
   const names = new Map(order.items.map((item) => [item.productId, item.productName ?? item.productId]));
   const parts = result.shortages.map(
     (s) => `${names.get(s.productId) ?? s.productId} (${s.requested} ordered, ${s.available} available)`,
   );
-  return `Not enough stock: ${parts.join(', ')}`;
+  return listed('Not enough stock: ', parts);
 }
 
 /**

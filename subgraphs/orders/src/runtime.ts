@@ -26,11 +26,16 @@ const SAGA_JOB_OPTIONS: DefaultJobOptions = {
   backoff: { type: 'exponential', delay: 500 },
   removeOnComplete: { age: WEEK_SECONDS },
 };
-const NOTIFICATION_JOB_OPTIONS: DefaultJobOptions = {
-  attempts: 8,
-  backoff: { type: 'exponential', delay: 1_000 },
-  removeOnComplete: { age: WEEK_SECONDS },
-};
+
+/** As the users subgraph sets them for its own notification jobs: completed kept a day, failed ones kept. */
+function notificationJobOptions(config: OrdersConfig): DefaultJobOptions {
+  return {
+    attempts: config.notificationAttempts,
+    backoff: { type: 'exponential', delay: config.notificationBackoffMs },
+    removeOnComplete: { age: 86_400, count: 10_000 },
+    removeOnFail: false,
+  };
+}
 
 /** Logs at most one message every 10 s: a worker reports the same connection error many times a second. */
 function throttled(log: Logger, message: string): (error: Error) => void {
@@ -59,7 +64,7 @@ export async function startOrdersRuntime(db: Database, env: NodeJS.ProcessEnv, l
     [NOTIFICATIONS_QUEUE]: new Queue(NOTIFICATIONS_QUEUE, {
       connection: producer,
       prefix,
-      defaultJobOptions: NOTIFICATION_JOB_OPTIONS,
+      defaultJobOptions: notificationJobOptions(config),
     }),
   };
   for (const queue of Object.values(queues)) queue.on('error', throttled(log, `queue ${queue.name} error`));
