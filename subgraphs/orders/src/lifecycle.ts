@@ -14,6 +14,9 @@ export interface LifecycleDeps {
   relay: { wake(): void };
 }
 
+/** Money amounts are GraphQL Ints (32-bit): an order's total must fit one. */
+const MAX_AMOUNT = 2 ** 31 - 1;
+
 /** Optimistic writes that lose a race are retried this often before the client is told to try again. */
 const MAX_ATTEMPTS = 5;
 
@@ -53,6 +56,11 @@ export async function placeOrder(
         `is priced in ${line.product.price.currency} but input.items[${first.index}] in ${currency}; one order has one currency`,
       );
     }
+  }
+
+  const total = lines.reduce((sum, line) => sum + line.product.price.amount * line.quantity, 0);
+  if (total > MAX_AMOUNT) {
+    throw badInput('input.items', `the order would cost ${total} minor units of ${currency}; at most ${MAX_AMOUNT} fit in one order`);
   }
 
   const id = randomUUID();

@@ -9,6 +9,7 @@ const p = (i: number) => shop.products[i]!.id;
 const UNKNOWN = '00000000-0000-4000-8000-00000000000a';
 let stack: SagaStack;
 let euroProduct: string;
+let luxuryProduct: string;
 
 // No inventory: these orders are refused before anything is written, so nothing would reach it.
 beforeAll(async () => {
@@ -29,6 +30,22 @@ beforeAll(async () => {
   );
   expect(res.errors).toBeUndefined();
   euroProduct = res.data!.createProduct.id;
+  const luxury = await graphql<{ createProduct: { id: string } }>(
+    stack.products.url,
+    `mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }`,
+    {
+      input: {
+        sku: 'LUX-1',
+        name: 'Golden Kettle',
+        description: '',
+        price: { amount: 2_000_000_000, currency: 'USD' },
+        category: 'kitchen',
+        weightGrams: 900,
+      },
+    },
+  );
+  expect(luxury.errors).toBeUndefined();
+  luxuryProduct = luxury.data!.createProduct.id;
 });
 afterAll(() => stack?.close());
 
@@ -78,6 +95,13 @@ describe('placeOrder validation', () => {
     const res = await placeOrder(stack.orders.url, userId, [line(p(0)), line(euroProduct)]);
     expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.items[1].productId' });
     expect(res.errors?.[0]?.message).toBe('input.items[1].productId: is priced in EUR but input.items[0] in USD; one order has one currency');
+    expect(await rowCounts(stack.orders.db)).toEqual(before);
+  });
+
+  it('refuses an order whose total does not fit in a Money amount', async () => {
+    const before = await rowCounts(stack.orders.db);
+    const res = await placeOrder(stack.orders.url, userId, [line(p(0)), line(luxuryProduct, 2)]);
+    expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.items' });
     expect(await rowCounts(stack.orders.db)).toEqual(before);
   });
 

@@ -167,8 +167,8 @@ export type Mutation = {
    * Places an order as PENDING, with the current unit prices of its products, and asks inventory to reserve the
    * stock; the order then becomes CONFIRMED, or REJECTED with a reason when stock is short (watch `status`).
    * Fails with BAD_USER_INPUT (malformed id, 0 or more than 50 lines, a quantity outside 1 to 1000, mixed
-   * currencies), NOT_FOUND (unknown user or product; `extensions.field` names which), or SERVICE_UNAVAILABLE when
-   * users or products cannot be reached. Nothing is written when it fails.
+   * currencies, a total above 2147483647 minor units), NOT_FOUND (unknown user or product; `extensions.field` names
+   * which), or SERVICE_UNAVAILABLE when users or products cannot be reached. Nothing is written when it fails.
    */
   placeOrder: Order;
   /**
