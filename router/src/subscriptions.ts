@@ -155,8 +155,14 @@ export class SubscriptionExecutor {
     request: SubscriptionRequest,
     event: FormattedExecutionResult<Record<string, unknown>, unknown>,
   ): Promise<ExecutionResult> {
-    // Upstream errors are already formatted (plain objects); they are sent on as they came.
-    if (!event.data) return { errors: (event.errors ?? []) as unknown as ExecutionResult['errors'] };
+    // Upstream errors arrive formatted (plain objects); the graphql-ws server wants GraphQLErrors.
+    if (!event.data) {
+      return {
+        errors: (event.errors ?? []).map(
+          (e) => new GraphQLError(e.message, { path: e.path, extensions: { ...e.extensions, serviceName: primary.serviceName } }),
+        ),
+      };
+    }
     const realSource = planning.serviceMap[primary.serviceName]!;
     const eventSource: GraphQLDataSource = {
       process: (options) =>

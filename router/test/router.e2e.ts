@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoShop } from '@shop/common';
+import { demoShop, type OutboxRelay } from '@shop/common';
 import { graphql } from '@shop/common/testing';
 import { captureLog, startStack, type Stack, type SubgraphName } from './stack.js';
 
@@ -49,6 +49,11 @@ let stack: Stack;
 
 beforeAll(async () => {
   stack = await startStack({ logs: { users: usersLog.log } });
+  // These tests only read (or are refused before writing). The outbox relays poll their databases in the
+  // background; stopped, every statement counted below is one the query itself caused.
+  for (const subgraph of Object.values(stack.subgraphs)) {
+    await (subgraph.runtime as { relay?: OutboxRelay } | undefined)?.relay?.stop();
+  }
 });
 afterAll(() => stack?.stop());
 

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { createLogger, listen, type Listening, type Logger } from '@shop/common';
-import { startTestSubgraph, type TestSubgraph } from '@shop/common/testing';
+import { createTestRedis, startTestSubgraph, type TestRedis, type TestSubgraph } from '@shop/common/testing';
 import { users } from '@shop/users';
 import { products } from '@shop/products';
 import { orders } from '@shop/orders';
@@ -29,34 +29,67 @@ export function captureLog(name: string): { log: Logger; lines: Record<string, u
 
 export interface Stack {
   url: string;
+  redis: TestRedis;
+  /** What each subgraph runtime was started with: Redis, the queue prefix, look-up URLs. */
+  env: NodeJS.ProcessEnv;
   subgraphs: Record<SubgraphName, TestSubgraph>;
   router: Router;
   http: Listening;
   stop(): Promise<void>;
 }
 
+/** A router on a supergraph file, with subgraph URLs overridden, listening on a free loopback port. */
+export async function startRouter(
+  supergraphPath: string,
+  urls: Partial<Record<SubgraphName, string>>,
+  log: Logger = createLogger('router', 'silent'),
+): Promise<{ router: Router; http: Listening; url: string; stop(): Promise<void> }> {
+  const env: NodeJS.ProcessEnv = { SUPERGRAPH_PATH: supergraphPath };
+  for (const [name, url] of Object.entries(urls)) env[`${name.toUpperCase()}_SUBGRAPH_URL`] = url;
+  const router = await createRouter(readRouterConfig([], env), log);
+  const http = await listen(router.listener, 0, '127.0.0.1');
+  router.attachWebSockets(http.server);
+  return {
+    router,
+    http,
+    url: http.url,
+    async stop() {
+      await router.stop();
+      await http.close();
+    },
+  };
+}
+
 /**
  * The whole graph on loopback: the four subgraphs on ephemeral ports with fresh
- * seeded databases, and a router on the committed supergraph pointed at them.
+ * seeded databases and their queues under a Redis prefix of the test's own, and
+ * a router on the committed supergraph pointed at them.
  */
 export async function startStack(
   options: { supergraphPath?: string; logs?: Partial<Record<SubgraphName | 'router', Logger>> } = {},
 ): Promise<Stack> {
-  const entries = await Promise.all(
-    (Object.keys(DEFINITIONS) as SubgraphName[]).map(
-      async (name) =>
-        [name, await startTestSubgraph(DEFINITIONS[name] as never, { seed: true, log: options.logs?.[name] })] as const,
-    ),
-  );
-  const subgraphs = Object.fromEntries(entries) as unknown as Record<SubgraphName, TestSubgraph>;
-  const env: NodeJS.ProcessEnv = { SUPERGRAPH_PATH: options.supergraphPath ?? COMMITTED_SUPERGRAPH };
-  for (const [name, subgraph] of entries) env[`${name.toUpperCase()}_SUBGRAPH_URL`] = subgraph.url;
-  const config = readRouterConfig([], env);
-  const router = await createRouter(config, options.logs?.router ?? createLogger('router', 'silent'));
-  const http = await listen(router.listener, 0, '127.0.0.1');
-  router.attachWebSockets(http.server);
+  const redis = await createTestRedis('stack');
+  const env: NodeJS.ProcessEnv = { REDIS_URL: redis.url, QUEUE_PREFIX: redis.prefix };
+  const start = (name: SubgraphName) =>
+    startTestSubgraph(DEFINITIONS[name] as never, { seed: true, log: options.logs?.[name], env });
+  // Orders looks users and products up when an order is placed, so those come first.
+  const [usersSubgraph, productsSubgraph, inventorySubgraph] = await Promise.all([start('users'), start('products'), start('inventory')]);
+  env.USERS_SUBGRAPH_URL = usersSubgraph.url;
+  env.PRODUCTS_SUBGRAPH_URL = productsSubgraph.url;
+  const ordersSubgraph = await start('orders');
+  const subgraphs: Record<SubgraphName, TestSubgraph> = {
+    users: usersSubgraph,
+    products: productsSubgraph,
+    inventory: inventorySubgraph,
+    orders: ordersSubgraph,
+  };
+  const entries = Object.entries(subgraphs);
+  const urls = Object.fromEntries(entries.map(([name, s]) => [name, s.url]));
+  const { router, http } = await startRouter(options.supergraphPath ?? COMMITTED_SUPERGRAPH, urls, options.logs?.router);
   return {
     url: http.url,
+    redis,
+    env,
     subgraphs,
     router,
     http,
@@ -64,6 +97,7 @@ export async function startStack(
       await router.stop();
       await http.close();
       await Promise.all(entries.map(([, s]) => s.close()));
+      await redis.cleanup();
     },
   };
 }

@@ -86,19 +86,19 @@ describe('federated subscriptions through the router', () => {
     tickState.intervalMs = 50;
     for (let cycle = 0; cycle < 5; cycle++) {
       const subs = Array.from({ length: 40 }, (_, i) => collect(TICKS, { u: shop.users[i % 10]!.id, c: 1_000_000 }));
-      await expect.poll(() => subs.every((s) => s.events.length > 0), { timeout: 5_000 }).toBe(true);
+      await expect.poll(() => subs.every((s) => s.events.length > 0), { timeout: 10_000 }).toBe(true);
       expect(router.subscriptions.openCount).toBe(40);
       expect(tickState.open).toBe(40);
       for (const sub of subs) sub.stop();
-      await expect.poll(() => router.subscriptions.openCount).toBe(0);
-      await expect.poll(() => tickState.open).toBe(0);
+      await expect.poll(() => router.subscriptions.openCount, { timeout: 10_000 }).toBe(0);
+      await expect.poll(() => tickState.open, { timeout: 10_000 }).toBe(0);
     }
     tickState.intervalMs = 20;
   });
 
   it('ends open subscriptions with a clear error when the supergraph changes', async () => {
     const sub = collect(TICKS, { u: shop.users[0]!.id, c: 1_000_000 });
-    await expect.poll(() => sub.events.length).toBeGreaterThan(0);
+    await expect.poll(() => sub.events.length, { timeout: 10_000 }).toBeGreaterThan(0);
     // Same subgraphs, another routing URL string: a new supergraph.
     await writeFile(file, supergraph(ticks.url.replace('127.0.0.1', 'localhost')));
     await sub.done;
@@ -106,7 +106,7 @@ describe('federated subscriptions through the router', () => {
       message: expect.stringContaining('subscribe again'),
       extensions: { code: 'SUBSCRIPTION_SCHEMA_RELOADED' },
     });
-    await expect.poll(() => tickState.open).toBe(0);
+    await expect.poll(() => tickState.open, { timeout: 10_000 }).toBe(0);
     // New subscriptions work on the new schema.
     const again = collect(TICKS, { u: shop.users[1]!.id, c: 1 });
     await again.done;

@@ -135,8 +135,24 @@ export class OutboxRelay {
     }
   }
 
+  /** Redis connections the relay writes to that are not connected now. */
+  private disconnected(): string[] {
+    const down: string[] = [];
+    for (const [name, queue] of Object.entries(this.options.queues)) {
+      const connection = queue.opts.connection as { status?: string } | undefined;
+      if (connection?.status !== undefined && connection.status !== 'ready') down.push(`queue ${name}`);
+    }
+    const publisher = this.options.publisher;
+    if (publisher && publisher.status !== 'ready') down.push('publisher');
+    return down;
+  }
+
   private async relayBatch(): Promise<number> {
     const { db, queues, publisher } = this.options;
+    // Checked before the transaction: rows stay locked while it is open, and on embedded PGlite an open
+    // transaction holds up every other query of the subgraph.
+    const down = this.disconnected();
+    if (down.length > 0) throw new Error(`Redis is not connected (${down.join(', ')})`);
     const timeoutMs = this.options.sendTimeoutMs ?? 5_000;
     return db.transaction(async (tx) => {
       // SKIP LOCKED lets several replicas relay side by side without sending a row twice at once.

@@ -154,8 +154,9 @@ export async function runSubgraph<TContext extends BaseContext, TRuntime extends
     await db.close();
     process.exit(0);
   };
-  process.once('SIGTERM', () => void stop('SIGTERM'));
-  process.once('SIGINT', () => void stop('SIGINT'));
+  // `on`, not `once`: with no listener left, tsx's loader re-raises the signal and the process dies mid-stop.
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
 }
 
 /** Runs a process entry point; a failure is logged and exits non-zero. */

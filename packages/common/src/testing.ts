@@ -49,6 +49,8 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
 
 export interface TestSubgraph extends RunningSubgraph {
   db: Database;
+  /** The subgraph's background work, when it has any. */
+  runtime?: SubgraphRuntime | undefined;
   url: string;
   /** Stops the server and drops its database. */
   close(): Promise<void>;

@@ -1,11 +1,11 @@
-import { GraphQLError } from 'graphql';
 import { DateTimeScalar, badInput, decodeCursor, isUuid, pageSize, parseId, toConnection } from '@shop/common';
 import type { Context } from './context.js';
 import type { OrderItemRow, OrderKeyset, OrderRow } from './db.js';
 import { listOrders } from './db.js';
 import type { Resolvers } from './generated/resolvers.js';
 import { cancelOrder, placeOrder, updateOrderStatus } from './lifecycle.js';
-import type { OrdersRuntime } from './runtime.js';
+import { runtimeOf } from './runtime-of.js';
+import { subscriptionResolvers } from './subscriptions.js';
 
 /** Validates `after`: a cursor this subgraph made holds an order's createdAt and id. */
 function orderCursor(after: string | null | undefined): OrderKeyset | undefined {
@@ -22,16 +22,6 @@ const cursorOf = (order: OrderRow) => ({ k: order.createdAt.toISOString(), id: o
 
 const subtotalOf = (item: OrderItemRow) => item.unitPriceAmount * item.quantity;
 
-/** Mutations need the runtime (relay, look-ups); a process started without one cannot change orders. */
-function runtimeOf(context: Context): OrdersRuntime {
-  if (!context.runtime) {
-    throw new GraphQLError('Order processing is not running in this process', {
-      extensions: { code: 'SERVICE_UNAVAILABLE' },
-    });
-  }
-  return context.runtime;
-}
-
 /** Later reads of a changed order in the same request must see the change. */
 function primed(context: Context, order: OrderRow): OrderRow {
   context.loaders.order.clear(order.id).prime(order.id, order);
@@ -41,6 +31,7 @@ function primed(context: Context, order: OrderRow): OrderRow {
 
 export const resolvers: Resolvers = {
   DateTime: DateTimeScalar,
+  Subscription: subscriptionResolvers,
   Query: {
     order: (_parent, { id }, { loaders }) => loaders.order.load(parseId('id', id)),
     orders: async (_parent, { first, after, status, userId }, { db }) => {

@@ -1,6 +1,6 @@
 import { Queue, Worker, type DefaultJobOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { OutboxRelay, createRedis, type Database, type Logger, type SubgraphRuntime } from '@shop/common';
+import { OutboxRelay, RedisEvents, createRedis, type Database, type Logger, type SubgraphRuntime } from '@shop/common';
 import { CatalogClient } from './catalog.js';
 import { readOrdersConfig, type OrdersConfig } from './config.js';
 import type { LifecycleDeps } from './lifecycle.js';
@@ -13,6 +13,8 @@ export interface OrdersRuntime extends SubgraphRuntime, LifecycleDeps {
   catalog: CatalogClient;
   relay: OutboxRelay;
   worker: Worker;
+  /** Order status events from every replica, for subscriptions. */
+  events: RedisEvents;
 }
 
 const WEEK_SECONDS = 7 * 24 * 3600;
@@ -91,13 +93,17 @@ export async function startOrdersRuntime(db: Database, env: NodeJS.ProcessEnv, l
     log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: error }, 'reservation result job failed');
   });
 
+  const events = new RedisEvents(createRedis(redisUrl, log, { blocking: true, name: 'orders-events' }), log);
+
   return {
     ...deps,
     config,
     catalog,
     relay,
     worker,
+    events,
     async stop() {
+      events.close();
       await closeWorker(worker, consumer);
       await relay.stop();
       await Promise.all(Object.values(queues).map((queue) => queue.close()));

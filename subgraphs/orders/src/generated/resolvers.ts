@@ -222,6 +222,30 @@ export type QueryOrdersArgs = {
   userId?: InputMaybe<Scalars['ID']['input']>;
 };
 
+/** Live order updates, over graphql-ws (the graphql-transport-ws protocol) through the router. */
+export type Subscription = {
+  __typename?: 'Subscription';
+  /**
+   * The order as it is now, then again after each status change, so a client that subscribes right after
+   * placeOrder cannot miss CONFIRMED or REJECTED. Fails with NOT_FOUND for an unknown order.
+   */
+  orderStatusChanged: Order;
+  /** Every order of one user, each time one is placed or changes status. */
+  orderUpdates: Order;
+};
+
+
+/** Live order updates, over graphql-ws (the graphql-transport-ws protocol) through the router. */
+export type SubscriptionOrderStatusChangedArgs = {
+  orderId: Scalars['ID']['input'];
+};
+
+
+/** Live order updates, over graphql-ws (the graphql-transport-ws protocol) through the router. */
+export type SubscriptionOrderUpdatesArgs = {
+  userId: Scalars['ID']['input'];
+};
+
 export type Link__Purpose =
   /** `SECURITY` features provide metadata necessary to securely resolve fields. */
   | 'SECURITY'
@@ -343,6 +367,7 @@ export type ResolversTypes = ResolversObject<{
   OrderLineInput: OrderLineInput;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   link__Purpose: Link__Purpose;
   link__Import: ResolverTypeWrapper<Scalars['link__Import']['output']>;
   federation__FieldSet: ResolverTypeWrapper<Scalars['federation__FieldSet']['output']>;
@@ -371,6 +396,7 @@ export type ResolversParentTypes = ResolversObject<{
   OrderLineInput: OrderLineInput;
   Mutation: Record<PropertyKey, never>;
   Query: Record<PropertyKey, never>;
+  Subscription: Record<PropertyKey, never>;
   link__Import: Scalars['link__Import']['output'];
   federation__FieldSet: Scalars['federation__FieldSet']['output'];
   federation__Scope: Scalars['federation__Scope']['output'];
@@ -563,6 +589,11 @@ export type QueryResolvers<ContextType = Context, ParentType extends ResolversPa
   orders?: Resolver<ResolversTypes['OrderConnection'], ParentType, ContextType, Partial<QueryOrdersArgs>>;
 }>;
 
+export type SubscriptionResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = ResolversObject<{
+  orderStatusChanged?: SubscriptionResolver<ResolversTypes['Order'], "orderStatusChanged", ParentType, ContextType, RequireFields<SubscriptionOrderStatusChangedArgs, 'orderId'>>;
+  orderUpdates?: SubscriptionResolver<ResolversTypes['Order'], "orderUpdates", ParentType, ContextType, RequireFields<SubscriptionOrderUpdatesArgs, 'userId'>>;
+}>;
+
 export interface Link__ImportScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['link__Import'], any> {
   name: 'link__Import';
 }
@@ -596,6 +627,7 @@ export type Resolvers<ContextType = Context> = ResolversObject<{
   Money?: MoneyResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  Subscription?: SubscriptionResolvers<ContextType>;
   link__Import?: GraphQLScalarType;
   federation__FieldSet?: GraphQLScalarType;
   federation__Scope?: GraphQLScalarType;
