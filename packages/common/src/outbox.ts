@@ -135,25 +135,38 @@ export class OutboxRelay {
     }
   }
 
-  /** Redis connections the relay writes to that are not connected now. */
-  private disconnected(): string[] {
-    const down: string[] = [];
-    for (const [name, queue] of Object.entries(this.options.queues)) {
-      const connection = queue.opts.connection as { status?: string } | undefined;
-      if (connection?.status !== undefined && connection.status !== 'ready') down.push(`queue ${name}`);
-    }
-    const publisher = this.options.publisher;
-    if (publisher && publisher.status !== 'ready') down.push('publisher');
-    return down;
+  /** Waits (up to the send timeout) until every Redis connection the relay writes to is connected. */
+  private async connected(timeoutMs: number): Promise<void> {
+    const connections = [
+      ...Object.values(this.options.queues).map((queue) => queue.opts.connection as unknown as Redis),
+      ...(this.options.publisher ? [this.options.publisher] : []),
+    ].filter((c) => typeof c?.status === 'string' && c.status !== 'ready');
+    if (connections.length === 0) return;
+    await Promise.all(
+      connections.map(
+        (connection) =>
+          new Promise<void>((resolve, reject) => {
+            const onReady = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+            // The listener goes when the wait ends, so retries during a long outage do not pile them up.
+            const timer = setTimeout(() => {
+              connection.off('ready', onReady);
+              reject(new Error(`Redis is not connected after ${timeoutMs} ms`));
+            }, timeoutMs);
+            connection.once('ready', onReady);
+          }),
+      ),
+    );
   }
 
   private async relayBatch(): Promise<number> {
     const { db, queues, publisher } = this.options;
-    // Checked before the transaction: rows stay locked while it is open, and on embedded PGlite an open
-    // transaction holds up every other query of the subgraph.
-    const down = this.disconnected();
-    if (down.length > 0) throw new Error(`Redis is not connected (${down.join(', ')})`);
     const timeoutMs = this.options.sendTimeoutMs ?? 5_000;
+    // Waited for before the transaction: rows stay locked while it is open, and on embedded PGlite an
+    // open transaction holds up every other query of the subgraph.
+    await this.connected(timeoutMs);
     return db.transaction(async (tx) => {
       // SKIP LOCKED lets several replicas relay side by side without sending a row twice at once.
       const rows = await tx.query<OutboxRow>(
