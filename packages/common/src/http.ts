@@ -178,7 +178,8 @@ export interface Listening {
   server: Server;
   url: string;
   port: number;
-  close(): Promise<void>;
+  /** Graceful stop: in-flight requests get up to `graceMs` to finish. */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** Listens and resolves with the bound address; port 0 picks a free port. */
@@ -202,9 +203,18 @@ export async function listen(
     server,
     port: address.port,
     url: `http://${shownHost}:${address.port}${path}`,
-    close: () =>
+    close: (graceMs = 10_000) =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        // Stop accepting, let in-flight requests finish, and close keep-alive connections as they go
+        // idle (clients such as undici would otherwise hold them for a minute). After the grace
+        // period, whatever is still open is cut.
+        const sweep = setInterval(() => server.closeIdleConnections(), 100);
+        const deadline = setTimeout(() => server.closeAllConnections(), graceMs);
+        server.close(() => {
+          clearInterval(sweep);
+          clearTimeout(deadline);
+          resolve();
+        });
         server.closeIdleConnections();
       }),
   };
