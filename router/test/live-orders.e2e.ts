@@ -91,6 +91,24 @@ describe('live order status through the router', () => {
     expect(single.errors).toEqual([]);
     updates.stop();
     single.stop();
+
+    // Each step was also sent to the customer, once, and can be read back through the graph.
+    const notificationsOf = async () => {
+      const res = await graphql<{ user: { notifications: { edges: { node: { kind: string; subject: string; text: string } }[] } } }>(
+        stack.url,
+        'query($u: ID!) { user(id: $u) { notifications(first: 20) { edges { node { kind subject text } } } } }',
+        { u: buyer.id },
+      );
+      return res.data?.user.notifications.edges.map((e) => e.node).filter((n) => n.kind !== 'WELCOME') ?? [];
+    };
+    await expect.poll(async () => (await notificationsOf()).map((n) => n.kind).sort(), { timeout: 10_000 }).toEqual([
+      'ORDER_CONFIRMED',
+      'ORDER_PLACED',
+    ]);
+    for (const note of await notificationsOf()) {
+      expect(note.text).toContain(buyer.name.split(' ')[0]);
+      expect(note.text).toContain(product.name);
+    }
   });
 
   it('answers NOT_FOUND for an unknown order and BAD_USER_INPUT for a malformed id', async () => {

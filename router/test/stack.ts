@@ -69,7 +69,8 @@ export async function startStack(
   options: { supergraphPath?: string; logs?: Partial<Record<SubgraphName | 'router', Logger>> } = {},
 ): Promise<Stack> {
   const redis = await createTestRedis('stack');
-  const env: NodeJS.ProcessEnv = { REDIS_URL: redis.url, QUEUE_PREFIX: redis.prefix };
+  // The users subgraph also runs the notification worker, so a test sees the whole flow.
+  const env: NodeJS.ProcessEnv = { REDIS_URL: redis.url, QUEUE_PREFIX: redis.prefix, NOTIFICATION_WORKER_IN_PROCESS: 'true' };
   const start = (name: SubgraphName) =>
     startTestSubgraph(DEFINITIONS[name] as never, { seed: true, log: options.logs?.[name], env });
   // Orders looks users and products up when an order is placed, so those come first.
