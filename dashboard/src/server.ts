@@ -4,9 +4,10 @@ import express, { type Express } from 'express';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
+import { QUEUES } from '@shop/common';
 
 /** Every queue of the shop: the order saga's two and the customer notifications. */
-export const SHOP_QUEUES = ['inventory-reservations', 'order-reservation-results', 'notifications'] as const;
+export const SHOP_QUEUES = Object.values(QUEUES);
 
 export interface Dashboard {
   app: Express;

@@ -13,3 +13,4 @@ export * from './outbox.js';
 export * from './redis.js';
 export * from './events.js';
 export * from './push-stream.js';
+export * from './queues.js';

@@ -1,10 +1,10 @@
-import type { OutboxMessage } from '@shop/common';
+import { QUEUES, type OutboxMessage } from '@shop/common';
 import type { Shortage } from './db.js';
 
-/** Queue this subgraph consumes: `reserve` and `release` jobs from orders. */
-export const RESERVATIONS_QUEUE = 'inventory-reservations';
-/** Queue orders consumes: `reserved` and `rejected` jobs. */
-export const RESERVATION_RESULTS_QUEUE = 'order-reservation-results';
+/** Consumed here: `reserve` and `release` jobs from orders. */
+export const RESERVATIONS_QUEUE = QUEUES.reservations;
+/** Produced here, through the outbox: `reserved` and `rejected` jobs for orders. */
+export const RESERVATION_RESULTS_QUEUE = QUEUES.reservationResults;
 
 /** Payload of a `reserved` / `rejected` job. */
 export interface ReservationResultJob {

@@ -1,12 +1,9 @@
-import type { OutboxMessage } from '@shop/common';
+import { QUEUES, type OutboxMessage } from '@shop/common';
 import type { OrderRow, OrderStatus } from './db.js';
 
-/** Queue inventory consumes: `reserve` and `release` jobs. */
-export const RESERVATIONS_QUEUE = 'inventory-reservations';
-/** Queue this subgraph consumes: `reserved` and `rejected` jobs from inventory. */
-export const RESERVATION_RESULTS_QUEUE = 'order-reservation-results';
-/** Queue of user-facing notifications; another process sends them. */
-export const NOTIFICATIONS_QUEUE = 'notifications';
+export const RESERVATIONS_QUEUE = QUEUES.reservations;
+export const RESERVATION_RESULTS_QUEUE = QUEUES.reservationResults;
+export const NOTIFICATIONS_QUEUE = QUEUES.notifications;
 
 /** Redis pub/sub channel of order status events, under the deployment's key prefix. */
 export function orderEventsChannel(prefix: string): string {

@@ -1,6 +1,15 @@
 import { Queue, Worker, type DefaultJobOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { OutboxRelay, RedisEvents, createRedis, type Database, type Logger, type SubgraphRuntime } from '@shop/common';
+import {
+  OutboxRelay,
+  RedisEvents,
+  SAGA_JOB_OPTIONS,
+  closeWorker,
+  createRedis,
+  throttledWarn,
+  type Database,
+  type Logger,
+  type SubgraphRuntime,
+} from '@shop/common';
 import { CatalogClient } from './catalog.js';
 import { readOrdersConfig, type OrdersConfig } from './config.js';
 import type { LifecycleDeps } from './lifecycle.js';
@@ -17,17 +26,7 @@ export interface OrdersRuntime extends SubgraphRuntime, LifecycleDeps {
   events: RedisEvents;
 }
 
-const WEEK_SECONDS = 7 * 24 * 3600;
 
-/**
- * Retries with exponential backoff for transient failures. Completed jobs stay a week so their ids keep
- * deduplicating a repeated relay; failed jobs stay until someone looks at them.
- */
-const SAGA_JOB_OPTIONS: DefaultJobOptions = {
-  attempts: 10,
-  backoff: { type: 'exponential', delay: 500 },
-  removeOnComplete: { age: WEEK_SECONDS },
-};
 
 /** As the users subgraph sets them for its own notification jobs: completed kept a day, failed ones kept. */
 function notificationJobOptions(config: OrdersConfig): DefaultJobOptions {
@@ -39,23 +38,7 @@ function notificationJobOptions(config: OrdersConfig): DefaultJobOptions {
   };
 }
 
-/** Logs at most one message every 10 s: a worker reports the same connection error many times a second. */
-function throttled(log: Logger, message: string): (error: Error) => void {
-  let last = 0;
-  return (error) => {
-    if (Date.now() - last < 10_000) return;
-    last = Date.now();
-    log.warn({ err: error }, message);
-  };
-}
 
-/**
- * Lets the current jobs finish when Redis is there to record them; when it is not, waiting would never end,
- * so the worker stops at once and its jobs come back as stalled to another worker.
- */
-async function closeWorker(worker: Worker, connection: Redis): Promise<void> {
-  await worker.close(connection.status !== 'ready');
-}
 
 export async function startOrdersRuntime(db: Database, env: NodeJS.ProcessEnv, log: Logger): Promise<OrdersRuntime> {
   const config = readOrdersConfig(env);
@@ -69,7 +52,7 @@ export async function startOrdersRuntime(db: Database, env: NodeJS.ProcessEnv, l
       defaultJobOptions: notificationJobOptions(config),
     }),
   };
-  for (const queue of Object.values(queues)) queue.on('error', throttled(log, `queue ${queue.name} error`));
+  for (const queue of Object.values(queues)) queue.on('error', throttledWarn(log, `queue ${queue.name} error`));
   const relay = new OutboxRelay({ db, queues, publisher: producer, log });
   relay.start();
 
@@ -88,7 +71,7 @@ export async function startOrdersRuntime(db: Database, env: NodeJS.ProcessEnv, l
     prefix,
     concurrency: config.workerConcurrency,
   });
-  worker.on('error', throttled(log, 'reservation results worker error'));
+  worker.on('error', throttledWarn(log, 'reservation results worker error'));
   worker.on('failed', (job, error) => {
     log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: error }, 'reservation result job failed');
   });

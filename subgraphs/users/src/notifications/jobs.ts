@@ -1,11 +1,11 @@
 import { UnrecoverableError, type DefaultJobOptions } from 'bullmq';
-import { isUuid, type OutboxMessage } from '@shop/common';
+import { QUEUES, isUuid, type OutboxMessage } from '@shop/common';
 
 /**
  * The notifications queue: its name, job names and payloads. Producers in other
  * subgraphs add jobs with exactly these names, ids and shapes.
  */
-export const NOTIFICATIONS_QUEUE = 'notifications';
+export const NOTIFICATIONS_QUEUE = QUEUES.notifications;
 
 export const ORDER_STATUSES = ['PENDING', 'CONFIRMED', 'REJECTED', 'SHIPPED', 'DELIVERED', 'CANCELLED'] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
