@@ -12,6 +12,8 @@ import { serveSubgraph, type RunningSubgraph, type SubgraphDefinition, type Subg
  */
 export interface TestDatabase {
   db: Database;
+  /** The database's URL on the server, for other processes; absent for PGlite. */
+  url?: string;
   drop(): Promise<void>;
 }
 
@@ -34,6 +36,7 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
   const db = await openDatabase({ url: url.toString(), poolSize: 5 });
   return {
     db,
+    url: url.toString(),
     async drop() {
       await db.close();
       const client = new pg.Client({ connectionString: adminUrl });
