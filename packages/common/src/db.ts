@@ -75,8 +75,12 @@ class PostgresDatabase implements Database {
     await this.pool.query(script);
   }
 
-  async close(): Promise<void> {
-    await this.pool.end();
+  private closing: Promise<void> | undefined;
+
+  /** Idempotent: a second close waits for the first. */
+  close(): Promise<void> {
+    this.closing ??= this.pool.end();
+    return this.closing;
   }
 }
 
@@ -107,8 +111,12 @@ class EmbeddedDatabase implements Database {
     await this.db.exec(script);
   }
 
-  async close(): Promise<void> {
-    await this.db.close();
+  private closing: Promise<void> | undefined;
+
+  /** Idempotent: a second close waits for the first. */
+  close(): Promise<void> {
+    this.closing ??= this.db.close();
+    return this.closing;
   }
 }
 

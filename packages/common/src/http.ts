@@ -174,6 +174,43 @@ export function healthRoute(req: IncomingMessage, res: ServerResponse): boolean 
   return true;
 }
 
+/** A dependency check for /ready: resolves when the dependency answers, throws when it does not. */
+export type ReadinessCheck = () => Promise<unknown>;
+
+/**
+ * GET /health answers 200 while the process runs (liveness); GET /ready runs every check with a
+ * deadline and answers 200 when all pass, 503 otherwise, naming each check's result (readiness).
+ */
+export function probeRoutes(checks: Record<string, ReadinessCheck>, timeoutMs = 2_000) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
+    if (healthRoute(req, res)) return true;
+    if (req.method !== 'GET' || req.url !== '/ready') return false;
+    const results = await Promise.all(
+      Object.entries(checks).map(async ([name, check]) => {
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          await Promise.race([
+            check(),
+            new Promise((_, reject) => {
+              timer = setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
+            }),
+          ]);
+          return [name, 'ok'] as const;
+        } catch (error) {
+          return [name, error instanceof Error ? error.message : 'failed'] as const;
+        } finally {
+          clearTimeout(timer);
+        }
+      }),
+    );
+    const ready = results.every(([, result]) => result === 'ok');
+    res.statusCode = ready ? 200 : 503;
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ status: ready ? 'ready' : 'unavailable', checks: Object.fromEntries(results) }));
+    return true;
+  };
+}
+
 export interface Listening {
   server: Server;
   url: string;

@@ -1,7 +1,7 @@
 import type { ApolloServer, BaseContext } from '@apollo/server';
 import { readBool, readOptional, readServiceConfig, readUrl, type ServiceConfig } from './config.js';
 import { defaultDataDir, migrate, openDatabase, type Database } from './db.js';
-import { graphqlRequestListener, healthRoute, listen, type Listening, type RequestInfo } from './http.js';
+import { graphqlRequestListener, listen, probeRoutes, type Listening, type ReadinessCheck, type RequestInfo } from './http.js';
 import { createLogger, type Logger } from './logger.js';
 import { DEFAULT_REDIS_URL } from './redis.js';
 import { schemaOf } from './subgraph.js';
@@ -10,6 +10,8 @@ import { serveSubscriptions } from './websocket.js';
 /** Background work a subgraph runs beside its HTTP server (queue workers, an outbox relay). */
 export interface SubgraphRuntime {
   stop(): Promise<void>;
+  /** Readiness checks of what the runtime depends on (e.g. Redis), added to the subgraph's /ready. */
+  readiness?: Record<string, ReadinessCheck>;
 }
 
 /** What a subgraph package supplies; the rest of its life cycle is shared. */
@@ -104,7 +106,7 @@ export async function serveSubgraph<TContext extends BaseContext, TRuntime exten
       log: options.log,
       corsOrigins: options.corsOrigins ?? [],
       bodyLimitBytes: options.bodyLimitBytes ?? 1_000_000,
-      routes: healthRoute,
+      routes: probeRoutes({ database: () => db.query('SELECT 1'), ...options.runtime?.readiness }),
       context: async (info) => definition.createContext(db, info, options.runtime),
     }),
     options.port,

@@ -47,6 +47,7 @@ export async function startInventoryRuntime(db: Database, env: NodeJS.ProcessEnv
     config,
     relay,
     worker,
+    readiness: { redis: () => producer.ping() },
     async stop() {
       await closeWorker(worker, consumer);
       await relay.stop();

@@ -85,6 +85,7 @@ export async function startOrdersRuntime(db: Database, env: NodeJS.ProcessEnv, l
     relay,
     worker,
     events,
+    readiness: { redis: () => producer.ping() },
     async stop() {
       events.close();
       await closeWorker(worker, consumer);

@@ -38,6 +38,7 @@ export async function startUsersRuntime(db: Database, env: NodeJS.ProcessEnv, lo
     relay,
     queue,
     worker,
+    readiness: { redis: () => connection.ping() },
     async stop() {
       await worker?.close();
       await relay.stop();
