@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, readInt, readServiceConfig, readString, type ServiceConfig } from '@shop/common';
+import type { OperationLimits } from './limits.js';
 
 export interface RouterConfig extends ServiceConfig {
   /** Composed supergraph schema file; watched for changes. */
@@ -10,6 +11,8 @@ export interface RouterConfig extends ServiceConfig {
   subgraphUrls: Record<string, string>;
   /** How long a subgraph fetch may take. */
   subgraphTimeoutMs: number;
+  /** Depth, cost, alias, root field and token limits of every operation (HTTP and WebSocket). */
+  limits: OperationLimits;
 }
 
 const DEFAULT_SUPERGRAPH = fileURLToPath(new URL('../../schema/supergraph.graphql', import.meta.url));
@@ -40,5 +43,14 @@ export function readRouterConfig(argv: string[] = process.argv.slice(2), env: No
     supergraphPath: path.resolve(env.INIT_CWD ?? process.cwd(), values.supergraph ?? readString(env, 'SUPERGRAPH_PATH', DEFAULT_SUPERGRAPH)),
     subgraphUrls,
     subgraphTimeoutMs: readInt(env, 'SUBGRAPH_TIMEOUT_MS', 10_000, 1),
+    // Defaults leave room for every operation the README and the tests run (OrderDetails is 5 deep and costs 192;
+    // `orders(first: 20)` with items, products and stock costs 1721; Sandbox's introspection query is 163 tokens).
+    limits: {
+      maxDepth: readInt(env, 'MAX_QUERY_DEPTH', 12, 1),
+      maxCost: readInt(env, 'MAX_QUERY_COST', 5000, 1),
+      maxAliases: readInt(env, 'MAX_ALIASES', 30, 0),
+      maxRootFields: readInt(env, 'MAX_ROOT_FIELDS', 10, 1),
+      maxTokens: readInt(env, 'MAX_TOKENS', 5000, 100),
+    },
   };
 }

@@ -11,6 +11,7 @@ import { SubgraphDataSource } from './datasource.js';
 import type { RouterConfig } from './config.js';
 import { supergraphFromFile } from './supergraph-file.js';
 import { SubscriptionExecutor } from './subscriptions.js';
+import { costLimitPlugin, limitErrorFormatter, limitRules } from './limits.js';
 import { serveWebSockets, type WebSocketEndpoint } from './websocket.js';
 
 export interface Router {
@@ -67,14 +68,19 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     apiSchema = schema;
     subscriptions.updateSchema(schema, coreSupergraphSdl);
   });
+  const mask = formatError(config.production);
+  const withLimitCodes = limitErrorFormatter(config.limits.maxTokens);
   const apollo = new ApolloServer<RouterContext>({
     gateway,
     introspection: !config.production,
     includeStacktraceInErrorResponses: !config.production,
-    formatError: formatError(config.production),
+    formatError: (formatted, error) => mask(withLimitCodes(formatted, error)),
     csrfPrevention: true,
+    parseOptions: { maxTokens: config.limits.maxTokens },
+    validationRules: limitRules(config.limits),
     plugins: [
       operationLog(),
+      costLimitPlugin(config.limits.maxCost),
       config.production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
     ],
   });
@@ -93,7 +99,15 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     subscriptions,
     listener,
     attachWebSockets(server) {
-      websockets = serveWebSockets({ server, path: '/graphql', apollo, executor: subscriptions, schema: () => apiSchema, log });
+      websockets = serveWebSockets({
+        server,
+        path: '/graphql',
+        apollo,
+        executor: subscriptions,
+        schema: () => apiSchema,
+        limits: config.limits,
+        log,
+      });
     },
     async stop() {
       await websockets?.close();

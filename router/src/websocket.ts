@@ -1,12 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
-import { GraphQLError, parse, print, validate, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import {
+  GraphQLError,
+  getOperationAST,
+  parse,
+  print,
+  specifiedRules,
+  validate,
+  type DocumentNode,
+  type ExecutionResult,
+  type GraphQLSchema,
+} from 'graphql';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
 import type { ApolloServer } from '@apollo/server';
 import { requestIdOf, type Logger } from '@shop/common';
 import type { RouterContext } from './context.js';
 import type { SubscriptionExecutor } from './subscriptions.js';
+import { checkCost, limitRules, tokenLimitError, type OperationLimits } from './limits.js';
 
 export interface WebSocketEndpoint {
   close(): Promise<void>;
@@ -23,8 +34,10 @@ export function serveWebSockets(options: {
   apollo: ApolloServer<RouterContext>;
   executor: SubscriptionExecutor;
   schema: () => GraphQLSchema | undefined;
+  limits: OperationLimits;
   log: Logger;
 }): WebSocketEndpoint {
+  const rules = [...specifiedRules, ...limitRules(options.limits)];
   const wss = new WebSocketServer({ server: options.server, path: options.path });
   const cleanup = useServer<Record<string, unknown>, { requestId: string }>(
     {
@@ -38,14 +51,21 @@ export function serveWebSockets(options: {
         if (!schema) return [new GraphQLError('The router has no schema yet', { extensions: { code: 'SERVICE_UNAVAILABLE' } })];
         let document: DocumentNode;
         try {
-          document = parse(payload.query);
+          document = parse(payload.query, { maxTokens: options.limits.maxTokens });
         } catch (error) {
-          return [new GraphQLError((error as Error).message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
+          const tooLong = tokenLimitError(error, options.limits.maxTokens, payload.query);
+          return [tooLong ?? new GraphQLError((error as Error).message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
         }
-        const errors = validate(schema, document);
+        // The same rules and limits as HTTP; a limit's error keeps its own code.
+        const errors = validate(schema, document, rules);
         if (errors.length > 0) {
-          return errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }));
+          return errors.map((e) =>
+            new GraphQLError(e.message, { nodes: e.nodes, extensions: { code: 'GRAPHQL_VALIDATION_FAILED', ...e.extensions } }),
+          );
         }
+        const operation = getOperationAST(document, payload.operationName);
+        const tooCostly = operation && checkCost(schema, document, operation, payload.variables ?? undefined, options.limits.maxCost);
+        if (tooCostly) return [tooCostly];
         const requestId = ctx.extra.requestId ?? randomUUID();
         const contextValue: RouterContext = { requestId, log: options.log.child({ requestId }) };
         return {

@@ -32,6 +32,12 @@ const KNOWN_CODES = new Set<string>([
   'INVALID_TRANSITION',
   'SUBSCRIPTION_SCHEMA_RELOADED',
   'SUBSCRIPTION_FAILED',
+  // The router's operation limits.
+  'QUERY_TOO_DEEP',
+  'QUERY_TOO_COMPLEX',
+  'TOO_MANY_ALIASES',
+  'TOO_MANY_ROOT_FIELDS',
+  'TOO_MANY_TOKENS',
 ]);
 
 /**
