@@ -3,7 +3,7 @@ import type { Fetcher } from '@apollo/utils.fetcher';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
-import { formatError, graphqlRequestListener, healthRoute, type Logger } from '@shop/common';
+import { formatError, graphqlRequestListener, probeRoutes, type Logger } from '@shop/common';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { GraphQLSchema } from 'graphql';
 import type { RouterContext } from './context.js';
@@ -89,7 +89,13 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     log,
     corsOrigins: config.corsOrigins,
     bodyLimitBytes: config.bodyLimitBytes,
-    routes: healthRoute,
+    // Ready once a supergraph is loaded. Subgraphs are not checked: one being down gives partial answers,
+    // not a router to take out of the load balancer.
+    routes: probeRoutes({
+      schema: async () => {
+        if (!apiSchema) throw new Error('no supergraph loaded yet');
+      },
+    }),
     context: async ({ requestId, log: requestLog }) => ({ requestId, log: requestLog }),
   });
   let websockets: WebSocketEndpoint | undefined;

@@ -199,8 +199,11 @@ describe('router: HTTP', () => {
     expect(ok.status).toBe(200);
   });
 
-  it('answers /health', async () => {
+  it('answers /health and /ready', async () => {
     const res = await fetch(new URL('/health', stack.url));
     expect(await res.json()).toEqual({ status: 'ok' });
+    const ready = await fetch(new URL('/ready', stack.url));
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ready', checks: { schema: 'ok' } });
   });
 });
