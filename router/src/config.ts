@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ConfigError, readInt, readServiceConfig, readString, type ServiceConfig } from '@shop/common';
+import { ConfigError, readInt, readUrl, readServiceConfig, readString, type ServiceConfig } from '@shop/common';
 import type { OperationLimits } from './limits.js';
 
 export interface RouterConfig extends ServiceConfig {
@@ -11,6 +11,10 @@ export interface RouterConfig extends ServiceConfig {
   subgraphUrls: Record<string, string>;
   /** How long a subgraph fetch may take. */
   subgraphTimeoutMs: number;
+  /** Redis for state shared by router replicas (the persisted-query cache); in-process when absent. */
+  redisUrl: string | undefined;
+  /** Key prefix in that Redis. */
+  keyPrefix: string;
   /** Depth, cost, alias, root field and token limits of every operation (HTTP and WebSocket). */
   limits: OperationLimits;
 }
@@ -43,6 +47,8 @@ export function readRouterConfig(argv: string[] = process.argv.slice(2), env: No
     supergraphPath: path.resolve(env.INIT_CWD ?? process.cwd(), values.supergraph ?? readString(env, 'SUPERGRAPH_PATH', DEFAULT_SUPERGRAPH)),
     subgraphUrls,
     subgraphTimeoutMs: readInt(env, 'SUBGRAPH_TIMEOUT_MS', 10_000, 1),
+    redisUrl: readUrl(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    keyPrefix: readString(env, 'QUEUE_PREFIX', 'shop'),
     // Defaults leave room for every operation the README and the tests run (OrderDetails is 5 deep and costs 192;
     // `orders(first: 20)` with items, products and stock costs 1721; Sandbox's introspection query is 163 tokens).
     limits: {

@@ -3,7 +3,8 @@ import type { Fetcher } from '@apollo/utils.fetcher';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
-import { formatError, graphqlRequestListener, probeRoutes, type Logger } from '@shop/common';
+import { createRedis, formatError, graphqlRequestListener, probeRoutes, type Logger } from '@shop/common';
+import { RedisQueryCache } from './apq-cache.js';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { GraphQLSchema } from 'graphql';
 import type { RouterContext } from './context.js';
@@ -70,8 +71,14 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
   });
   const mask = formatError(config.production);
   const withLimitCodes = limitErrorFormatter(config.limits.maxTokens);
+  // Automatic persisted queries: in Redis when configured, so every replica knows a registered query.
+  const redis = config.redisUrl ? createRedis(config.redisUrl, log, { name: 'router' }) : undefined;
   const apollo = new ApolloServer<RouterContext>({
     gateway,
+    persistedQueries: {
+      ...(redis ? { cache: new RedisQueryCache(redis, `${config.keyPrefix}:apq:`, log) } : {}),
+      ttl: 7 * 24 * 3600,
+    },
     introspection: !config.production,
     includeStacktraceInErrorResponses: !config.production,
     formatError: (formatted, error) => mask(withLimitCodes(formatted, error)),
@@ -119,6 +126,7 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
       await websockets?.close();
       await subscriptions.close();
       await apollo.stop();
+      redis?.disconnect();
     },
   };
 }

@@ -43,8 +43,9 @@ export async function startRouter(
   supergraphPath: string,
   urls: Partial<Record<SubgraphName, string>>,
   log: Logger = createLogger('router', 'silent'),
+  extraEnv: NodeJS.ProcessEnv = {},
 ): Promise<{ router: Router; http: Listening; url: string; stop(): Promise<void> }> {
-  const env: NodeJS.ProcessEnv = { SUPERGRAPH_PATH: supergraphPath };
+  const env: NodeJS.ProcessEnv = { ...extraEnv, SUPERGRAPH_PATH: supergraphPath };
   for (const [name, url] of Object.entries(urls)) env[`${name.toUpperCase()}_SUBGRAPH_URL`] = url;
   const router = await createRouter(readRouterConfig([], env), log);
   const http = await listen(router.listener, 0, '127.0.0.1');
@@ -86,7 +87,12 @@ export async function startStack(
   };
   const entries = Object.entries(subgraphs);
   const urls = Object.fromEntries(entries.map(([name, s]) => [name, s.url]));
-  const { router, http } = await startRouter(options.supergraphPath ?? COMMITTED_SUPERGRAPH, urls, options.logs?.router);
+  const { router, http } = await startRouter(
+    options.supergraphPath ?? COMMITTED_SUPERGRAPH,
+    urls,
+    options.logs?.router,
+    { REDIS_URL: redis.url, QUEUE_PREFIX: redis.prefix },
+  );
   return {
     url: http.url,
     redis,
