@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ConfigError, readInt, readUrl, readServiceConfig, readString, type ServiceConfig } from '@shop/common';
+import { ConfigError, readBool, readInt, readUrl, readServiceConfig, readString, type ServiceConfig } from '@shop/common';
 import type { OperationLimits } from './limits.js';
 
 export interface RouterConfig extends ServiceConfig {
@@ -15,6 +15,8 @@ export interface RouterConfig extends ServiceConfig {
   redisUrl: string | undefined;
   /** Key prefix in that Redis. */
   keyPrefix: string;
+  /** Requests per client per window (needs Redis; 0 turns it off). */
+  rateLimit: { max: number; windowMs: number; trustProxy: boolean };
   /** Depth, cost, alias, root field and token limits of every operation (HTTP and WebSocket). */
   limits: OperationLimits;
 }
@@ -49,6 +51,11 @@ export function readRouterConfig(argv: string[] = process.argv.slice(2), env: No
     subgraphTimeoutMs: readInt(env, 'SUBGRAPH_TIMEOUT_MS', 10_000, 1),
     redisUrl: readUrl(env, 'REDIS_URL', ['redis:', 'rediss:']),
     keyPrefix: readString(env, 'QUEUE_PREFIX', 'shop'),
+    rateLimit: {
+      max: readInt(env, 'RATE_LIMIT_MAX', 600, 0),
+      windowMs: readInt(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 100),
+      trustProxy: readBool(env, 'TRUST_PROXY', false),
+    },
     // Defaults leave room for every operation the README and the tests run (OrderDetails is 5 deep and costs 192;
     // `orders(first: 20)` with items, products and stock costs 1721; Sandbox's introspection query is 163 tokens).
     limits: {

@@ -5,6 +5,7 @@ import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { createRedis, formatError, graphqlRequestListener, probeRoutes, type Logger } from '@shop/common';
 import { RedisQueryCache } from './apq-cache.js';
+import { rateLimiter } from './rate-limit.js';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { GraphQLSchema } from 'graphql';
 import type { RouterContext } from './context.js';
@@ -54,6 +55,9 @@ function operationLog(): ApolloServerPlugin<RouterContext> {
 /** Builds the router without listening, so tests and the entry point share it. */
 export async function createRouter(config: RouterConfig, log: Logger): Promise<Router> {
   const fetcher = subgraphFetcher(config.subgraphTimeoutMs);
+  // @apollo/gateway otherwise probes cloud metadata endpoints at construction and reports usage to Apollo
+  // every hour. It reads only this variable; an operator can still opt in with APOLLO_TELEMETRY_DISABLED=false.
+  process.env.APOLLO_TELEMETRY_DISABLED ??= 'true';
   const gateway = new ApolloGateway({
     supergraphSdl: supergraphFromFile(config.supergraphPath, log),
     buildService: ({ name, url }) => new SubgraphDataSource(name, { url: config.subgraphUrls[name] ?? url, fetcher }),
@@ -92,17 +96,22 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     ],
   });
   await apollo.start();
+  // Ready once a supergraph is loaded. Subgraphs are not checked: one being down gives partial answers,
+  // not a router to take out of the load balancer.
+  const probes = probeRoutes({
+    schema: async () => {
+      if (!apiSchema) throw new Error('no supergraph loaded yet');
+    },
+  });
+  const limit =
+    redis && config.rateLimit.max > 0
+      ? rateLimiter({ redis, keyPrefix: `${config.keyPrefix}:`, ...config.rateLimit, path: '/graphql', log })
+      : async () => false;
   const listener = graphqlRequestListener(apollo, {
     log,
     corsOrigins: config.corsOrigins,
     bodyLimitBytes: config.bodyLimitBytes,
-    // Ready once a supergraph is loaded. Subgraphs are not checked: one being down gives partial answers,
-    // not a router to take out of the load balancer.
-    routes: probeRoutes({
-      schema: async () => {
-        if (!apiSchema) throw new Error('no supergraph loaded yet');
-      },
-    }),
+    routes: async (req, res) => (await probes(req, res)) || (await limit(req, res)),
     context: async ({ requestId, log: requestLog }) => ({ requestId, log: requestLog }),
   });
   let websockets: WebSocketEndpoint | undefined;
