@@ -40,6 +40,10 @@ describe('queue dashboard', () => {
     const body = (await res.json()) as { queues: { name: string; counts: Record<string, number> }[] };
     expect(body.queues.map((q) => q.name).sort()).toEqual(['inventory-reservations', 'notifications', 'order-reservation-results']);
     expect(body.queues.find((q) => q.name === 'notifications')?.counts.waiting).toBe(1);
+
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toContain('queue_jobs{queue="notifications",state="waiting"} 1');
+    expect(metrics).toContain('queue_jobs{queue="inventory-reservations",state="failed"} 0');
     await queue.close();
   });
 });

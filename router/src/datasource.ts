@@ -24,6 +24,7 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<RouterContext> {
   constructor(
     readonly name: string,
     config: ConstructorParameters<typeof RemoteGraphQLDataSource<RouterContext>>[0],
+    private readonly observe?: (subgraph: string, outcome: 'ok' | 'error' | 'unavailable', seconds: number) => void,
   ) {
     super(config);
   }
@@ -33,9 +34,14 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<RouterContext> {
   }
 
   override async process(options: GraphQLDataSourceProcessOptions<RouterContext>): Promise<GatewayGraphQLResponse> {
+    const started = performance.now();
+    const seconds = () => (performance.now() - started) / 1000;
     try {
-      return await super.process(options);
+      const response = await super.process(options);
+      this.observe?.(this.name, response.errors ? 'error' : 'ok', seconds());
+      return response;
     } catch (error) {
+      this.observe?.(this.name, 'unavailable', seconds());
       // Health checks and schema loading keep their own error handling.
       if (!('incomingRequestContext' in options)) throw error;
       const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');

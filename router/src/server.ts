@@ -6,6 +6,7 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import { createRedis, formatError, graphqlRequestListener, probeRoutes, type Logger } from '@shop/common';
 import { RedisQueryCache } from './apq-cache.js';
 import { rateLimiter } from './rate-limit.js';
+import { RouterMetrics } from './metrics.js';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { GraphQLSchema } from 'graphql';
 import type { RouterContext } from './context.js';
@@ -55,19 +56,24 @@ function operationLog(): ApolloServerPlugin<RouterContext> {
 /** Builds the router without listening, so tests and the entry point share it. */
 export async function createRouter(config: RouterConfig, log: Logger): Promise<Router> {
   const fetcher = subgraphFetcher(config.subgraphTimeoutMs);
+  let subscriptionsOpen = () => 0;
+  const metrics = new RouterMetrics(() => subscriptionsOpen());
+  const observe = (subgraph: string, outcome: string, seconds: number) =>
+    metrics.subgraphFetchDuration.observe({ subgraph, outcome }, seconds);
   // @apollo/gateway otherwise probes cloud metadata endpoints at construction and reports usage to Apollo
   // every hour. It reads only this variable; an operator can still opt in with APOLLO_TELEMETRY_DISABLED=false.
   process.env.APOLLO_TELEMETRY_DISABLED ??= 'true';
   const gateway = new ApolloGateway({
     supergraphSdl: supergraphFromFile(config.supergraphPath, log),
-    buildService: ({ name, url }) => new SubgraphDataSource(name, { url: config.subgraphUrls[name] ?? url, fetcher }),
+    buildService: ({ name, url }) => new SubgraphDataSource(name, { url: config.subgraphUrls[name] ?? url, fetcher }, observe),
     logger: log,
   });
   const subscriptions = new SubscriptionExecutor(
-    (name, url) => new SubgraphDataSource(name, { url, fetcher }),
+    (name, url) => new SubgraphDataSource(name, { url, fetcher }, observe),
     config.subgraphUrls,
     log,
   );
+  subscriptionsOpen = () => subscriptions.openCount;
   let apiSchema: GraphQLSchema | undefined;
   gateway.onSchemaLoadOrUpdate(({ apiSchema: schema, coreSupergraphSdl }) => {
     apiSchema = schema;
@@ -91,6 +97,7 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     validationRules: limitRules(config.limits),
     plugins: [
       operationLog(),
+      metrics.plugin(),
       costLimitPlugin(config.limits.maxCost),
       config.production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
     ],
@@ -103,6 +110,7 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
       if (!apiSchema) throw new Error('no supergraph loaded yet');
     },
   });
+  const metricsRoute = metrics.route();
   const limit =
     redis && config.rateLimit.max > 0
       ? rateLimiter({ redis, keyPrefix: `${config.keyPrefix}:`, ...config.rateLimit, path: '/graphql', log })
@@ -111,7 +119,7 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     log,
     corsOrigins: config.corsOrigins,
     bodyLimitBytes: config.bodyLimitBytes,
-    routes: async (req, res) => (await probes(req, res)) || (await limit(req, res)),
+    routes: async (req, res) => (await probes(req, res)) || (await metricsRoute(req, res)) || (await limit(req, res)),
     context: async ({ requestId, log: requestLog }) => ({ requestId, log: requestLog }),
   });
   let websockets: WebSocketEndpoint | undefined;

@@ -199,6 +199,23 @@ describe('router: HTTP', () => {
     expect(ok.status).toBe(200);
   });
 
+  it('exposes Prometheus metrics that count operations and subgraph fetches', async () => {
+    const scrape = async () => (await fetch(new URL('/metrics', stack.url))).text();
+    const count = (text: string, pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0);
+    const ok = /graphql_operations_total\{operation="OrderDetails",type="query",outcome="ok"\} (\d+)/;
+    const inventoryFetches = /subgraph_fetch_duration_seconds_count\{subgraph="inventory",outcome="ok"\} (\d+)/;
+    const before = await scrape();
+    await graphql(stack.url, ORDER_DETAILS, { id: shop.orders[2]!.id });
+    await graphql(stack.url, ORDER_DETAILS, { id: shop.orders[3]!.id });
+    const after = await scrape();
+    expect(count(after, ok) - count(before, ok)).toBe(2);
+    // Two inventory fetches per OrderDetails: the query planner asks for stock alongside the products
+    // fetch, and for shippingEstimate after it (its @requires needs price and weight from products).
+    expect(count(after, inventoryFetches) - count(before, inventoryFetches)).toBe(4);
+    expect(after).toMatch(/graphql_operation_duration_seconds_bucket\{le="0.5",operation="OrderDetails"\} \d+/);
+    expect(after).toMatch(/graphql_subscriptions_open 0/);
+  });
+
   it('answers /health and /ready', async () => {
     const res = await fetch(new URL('/health', stack.url));
     expect(await res.json()).toEqual({ status: 'ok' });

@@ -1,0 +1,71 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ApolloServerPlugin } from '@apollo/server';
+import type { RouterContext } from './context.js';
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** The router's Prometheus metrics, in a registry of its own (tests run several routers in one process). */
+export class RouterMetrics {
+  readonly registry = new Registry();
+  readonly operations = new Counter({
+    name: 'graphql_operations_total',
+    help: 'GraphQL operations answered, by operation name, type and outcome (ok or error).',
+    labelNames: ['operation', 'type', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly operationDuration = new Histogram({
+    name: 'graphql_operation_duration_seconds',
+    help: 'Time to answer a GraphQL operation, by operation name.',
+    labelNames: ['operation'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly subgraphFetchDuration = new Histogram({
+    name: 'subgraph_fetch_duration_seconds',
+    help: 'Time of one fetch from a subgraph, by subgraph and outcome (ok, error or unavailable).',
+    labelNames: ['subgraph', 'outcome'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  constructor(openSubscriptions: () => number) {
+    new Gauge({
+      name: 'graphql_subscriptions_open',
+      help: 'Client subscriptions open on this router.',
+      registers: [this.registry],
+      collect() {
+        this.set(openSubscriptions());
+      },
+    });
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Counts and times every operation; the operation name is what the client sent, or "anonymous". */
+  plugin(): ApolloServerPlugin<RouterContext> {
+    return {
+      requestDidStart: async () => {
+        const started = performance.now();
+        return {
+          willSendResponse: async ({ operationName, operation, errors, response }) => {
+            const name = operationName ?? 'anonymous';
+            const result = response.body.kind === 'single' ? response.body.singleResult : undefined;
+            const failed = (errors?.length ?? 0) > 0 || (result?.errors?.length ?? 0) > 0;
+            this.operations.inc({ operation: name, type: operation?.operation ?? 'unknown', outcome: failed ? 'error' : 'ok' });
+            this.operationDuration.observe({ operation: name }, (performance.now() - started) / 1000);
+          },
+        };
+      },
+    };
+  }
+
+  /** GET /metrics in the Prometheus text format. */
+  route() {
+    return async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
+      if (req.method !== 'GET' || req.url !== '/metrics') return false;
+      res.setHeader('content-type', this.registry.contentType);
+      res.end(await this.registry.metrics());
+      return true;
+    };
+  }
+}
