@@ -60,11 +60,6 @@ export class SubscriptionExecutor {
     return this.active.size;
   }
 
-  /** Upstream graphql-ws connections held open. */
-  get upstreamCount(): number {
-    return this.upstreams.size;
-  }
-
   /** Takes a new supergraph; subscriptions planned on the old one end with a clear error. */
   updateSchema(graphqlApiSchema: GraphQLSchema, supergraphSdl: string): void {
     const supergraph = Supergraph.build(supergraphSdl);

@@ -1,6 +1,5 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from './logger.js';
-import { PushStream } from './push-stream.js';
 
 /** What the outbox relay publishes for an `event` row. */
 export interface PublishedEvent<T = unknown> {
@@ -61,16 +60,6 @@ export class RedisEvents {
       this.subscribed.delete(channel);
       this.subscriber.unsubscribe(channel).catch((error: unknown) => this.log.warn({ err: error, channel }, 'unsubscribe failed'));
     };
-  }
-
-  /** Events on a channel that pass `filter`, as an async iterator; `return()` stops listening. */
-  async stream<T>(channel: string, filter: (event: PublishedEvent<T>) => boolean): Promise<PushStream<PublishedEvent<T>>> {
-    let stop: () => void = () => undefined;
-    const stream = new PushStream<PublishedEvent<T>>(() => stop());
-    stop = await this.listen(channel, (event) => {
-      if (filter(event as PublishedEvent<T>)) stream.push(event as PublishedEvent<T>);
-    });
-    return stream;
   }
 
   close(): void {

@@ -14,10 +14,6 @@ export class PushStream<T> implements AsyncIterableIterator<T> {
     private readonly maxBuffered = 1_000,
   ) {}
 
-  get isOpen(): boolean {
-    return !this.finished;
-  }
-
   /** Adds a value; returns false when the consumer is too far behind and the stream was ended. */
   push(value: T): boolean {
     if (this.finished) return false;
