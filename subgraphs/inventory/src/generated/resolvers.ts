@@ -162,6 +162,12 @@ export type FederationReferenceTypes = ResolversObject<{
     ( { __typename: 'Product' }
     & GraphQLRecursivePick<FederationTypes['Product'], {"id":true}>
     & ( Record<PropertyKey, never>
+        | GraphQLRecursivePick<FederationTypes['Product'], {"price":{"amount":true,"currency":true},"weightGrams":true}>
+        | GraphQLRecursivePick<FederationTypes['Product'], {"price":{"amount":true,"currency":true},"weightGrams":true}>
+        | GraphQLRecursivePick<FederationTypes['Product'], {"price":{"amount":true,"currency":true},"weightGrams":true}>
+        | GraphQLRecursivePick<FederationTypes['Product'], {"price":{"amount":true,"currency":true},"weightGrams":true}>
+        | GraphQLRecursivePick<FederationTypes['Product'], {"price":{"amount":true,"currency":true},"weightGrams":true}>
+        | GraphQLRecursivePick<FederationTypes['Product'], {"price":{"amount":true,"currency":true},"weightGrams":true}>
         | GraphQLRecursivePick<FederationTypes['Product'], {"price":{"amount":true,"currency":true},"weightGrams":true}> ) );
 }>;
 
