@@ -1,8 +1,9 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ConfigError, readBool, readInt, readUrl, readServiceConfig, readString, type ServiceConfig } from '@shop/common';
+import { ConfigError, readBool, readInt, readOptional, readUrl, readServiceConfig, readString, type ServiceConfig } from '@shop/common';
 import type { OperationLimits } from './limits.js';
+import type { ResilienceConfig } from './resilience.js';
 
 export interface RouterConfig extends ServiceConfig {
   /** Composed supergraph schema file; watched for changes. */
@@ -11,6 +12,8 @@ export interface RouterConfig extends ServiceConfig {
   subgraphUrls: Record<string, string>;
   /** How long a subgraph fetch may take. */
   subgraphTimeoutMs: number;
+  /** Per-subgraph deadlines, circuit breakers, retries and deduplication of subgraph fetches. */
+  resilience: ResilienceConfig;
   /** Redis for state shared by router replicas (the persisted-query cache); in-process when absent. */
   redisUrl: string | undefined;
   /** Key prefix in that Redis. */
@@ -19,10 +22,29 @@ export interface RouterConfig extends ServiceConfig {
   rateLimit: { max: number; windowMs: number; trustProxy: boolean };
   /** Depth, cost, alias, root field and token limits of every operation (HTTP and WebSocket). */
   limits: OperationLimits;
+  /** Safelist mode: a persisted query manifest whose operations are the only ones the router runs. */
+  safelistPath: string | undefined;
 }
 
 const DEFAULT_SUPERGRAPH = fileURLToPath(new URL('../../schema/supergraph.graphql', import.meta.url));
 const SUBGRAPH_URL_VAR = /^([A-Z][A-Z0-9_]*)_SUBGRAPH_URL$/;
+const SUBGRAPH_TIMEOUT_VAR = /^([A-Z][A-Z0-9_]*)_SUBGRAPH_TIMEOUT_MS$/;
+
+/** Deadlines by subgraph name from `<NAME>_SUBGRAPH_TIMEOUT_MS`. */
+function readSubgraphTimeouts(env: NodeJS.ProcessEnv): Record<string, number> {
+  const timeouts: Record<string, number> = {};
+  for (const key of Object.keys(env)) {
+    const match = SUBGRAPH_TIMEOUT_VAR.exec(key);
+    if (match) timeouts[match[1]!.toLowerCase()] = readInt(env, key, 0, 1);
+  }
+  return timeouts;
+}
+
+/** A file path from the environment, relative to where the user ran npm (INIT_CWD). */
+function optionalPath(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = readOptional(env, name);
+  return value === undefined ? undefined : path.resolve(env.INIT_CWD ?? process.cwd(), value);
+}
 
 /** Reads flags (`--supergraph`, `--port`) over the environment. */
 export function readRouterConfig(argv: string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): RouterConfig {
@@ -49,6 +71,16 @@ export function readRouterConfig(argv: string[] = process.argv.slice(2), env: No
     supergraphPath: path.resolve(env.INIT_CWD ?? process.cwd(), values.supergraph ?? readString(env, 'SUPERGRAPH_PATH', DEFAULT_SUPERGRAPH)),
     subgraphUrls,
     subgraphTimeoutMs: readInt(env, 'SUBGRAPH_TIMEOUT_MS', 10_000, 1),
+    resilience: {
+      timeoutMs: readInt(env, 'SUBGRAPH_TIMEOUT_MS', 10_000, 1),
+      timeoutsMs: readSubgraphTimeouts(env),
+      breakerFailures: readInt(env, 'SUBGRAPH_BREAKER_FAILURES', 5, 0),
+      breakerCooldownMs: readInt(env, 'SUBGRAPH_BREAKER_COOLDOWN_MS', 5_000, 1),
+      retries: readInt(env, 'SUBGRAPH_RETRIES', 1, 0, 3),
+      retryDelayMs: readInt(env, 'SUBGRAPH_RETRY_DELAY_MS', 50, 0, 10_000),
+      dedup: readBool(env, 'SUBGRAPH_DEDUP', true),
+    },
+    safelistPath: optionalPath(env, 'PERSISTED_QUERIES_SAFELIST'),
     redisUrl: readUrl(env, 'REDIS_URL', ['redis:', 'rediss:']),
     keyPrefix: readString(env, 'QUEUE_PREFIX', 'shop'),
     rateLimit: {

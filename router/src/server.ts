@@ -5,6 +5,7 @@ import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { createRedis, formatError, graphqlRequestListener, probeRoutes, type Logger } from '@shop/common';
 import { RedisQueryCache } from './apq-cache.js';
+import { Safelist } from './safelist.js';
 import { rateLimiter } from './rate-limit.js';
 import { RouterMetrics } from './metrics.js';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -83,10 +84,16 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
   const withLimitCodes = limitErrorFormatter(config.limits.maxTokens);
   // Automatic persisted queries: in Redis when configured, so every replica knows a registered query.
   const redis = config.redisUrl ? createRedis(config.redisUrl, log, { name: 'router' }) : undefined;
+  const safelist = config.safelistPath ? Safelist.fromManifestFile(config.safelistPath) : undefined;
+  if (safelist) log.info({ operations: safelist.size, path: config.safelistPath }, 'safelist mode: only registered operations run');
   const apollo = new ApolloServer<RouterContext>({
     gateway,
     persistedQueries: {
-      ...(redis ? { cache: new RedisQueryCache(redis, `${config.keyPrefix}:apq:`, log) } : {}),
+      ...(safelist
+        ? { cache: safelist.cache() }
+        : redis
+          ? { cache: new RedisQueryCache(redis, `${config.keyPrefix}:apq:`, log) }
+          : {}),
       ttl: 7 * 24 * 3600,
     },
     introspection: !config.production,
@@ -98,6 +105,8 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     plugins: [
       operationLog(),
       metrics.plugin(),
+      // Before the cost limit: an unregistered operation is refused as such.
+      ...(safelist ? [safelist.plugin<RouterContext>()] : []),
       costLimitPlugin(config.limits.maxCost),
       config.production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
     ],
@@ -136,6 +145,7 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
         executor: subscriptions,
         schema: () => apiSchema,
         limits: config.limits,
+        safelist,
         log,
       });
     },

@@ -18,6 +18,7 @@ import { requestIdOf, type Logger } from '@shop/common';
 import type { RouterContext } from './context.js';
 import type { SubscriptionExecutor } from './subscriptions.js';
 import { checkCost, limitRules, tokenLimitError, type OperationLimits } from './limits.js';
+import type { Safelist } from './safelist.js';
 
 export interface WebSocketEndpoint {
   close(): Promise<void>;
@@ -35,9 +36,14 @@ export function serveWebSockets(options: {
   executor: SubscriptionExecutor;
   schema: () => GraphQLSchema | undefined;
   limits: OperationLimits;
+  /** Safelist mode: only these operations run. */
+  safelist?: Safelist;
   log: Logger;
 }): WebSocketEndpoint {
   const rules = [...specifiedRules, ...limitRules(options.limits)];
+  // Queries over the socket run through Apollo Server with the client's own text (a printed document would
+  // have another hash: the persisted-query safelist and the document cache key on it).
+  const sources = new WeakMap<DocumentNode, string>();
   const wss = new WebSocketServer({ server: options.server, path: options.path });
   const cleanup = useServer<Record<string, unknown>, { requestId: string }>(
     {
@@ -49,6 +55,7 @@ export function serveWebSockets(options: {
       onSubscribe: (ctx, _id, payload) => {
         const schema = options.schema();
         if (!schema) return [new GraphQLError('The router has no schema yet', { extensions: { code: 'SERVICE_UNAVAILABLE' } })];
+        if (options.safelist && !options.safelist.allows(payload.query)) return [options.safelist.refusal()];
         let document: DocumentNode;
         try {
           document = parse(payload.query, { maxTokens: options.limits.maxTokens });
@@ -66,6 +73,7 @@ export function serveWebSockets(options: {
         const operation = getOperationAST(document, payload.operationName);
         const tooCostly = operation && checkCost(schema, document, operation, payload.variables ?? undefined, options.limits.maxCost);
         if (tooCostly) return [tooCostly];
+        sources.set(document, payload.query);
         const requestId = ctx.extra.requestId ?? randomUUID();
         const contextValue: RouterContext = { requestId, log: options.log.child({ requestId }) };
         return {
@@ -86,14 +94,16 @@ export function serveWebSockets(options: {
       execute: async (args): Promise<ExecutionResult> => {
         const response = await options.apollo.executeOperation(
           {
-            query: print(args.document),
+            query: sources.get(args.document) ?? print(args.document),
             variables: (args.variableValues ?? {}) as Record<string, unknown>,
             operationName: args.operationName ?? undefined,
           },
           { contextValue: args.contextValue as RouterContext },
         );
         if (response.body.kind !== 'single') return { errors: [new GraphQLError('Incremental delivery is not supported over WebSocket')] };
-        return response.body.singleResult as ExecutionResult;
+        const { errors, ...result } = response.body.singleResult;
+        // graphql-ws serializes errors with toJSON(); Apollo Server's are already formatted plain objects.
+        return { ...result, ...(errors ? { errors: errors.map((e) => ({ ...e, toJSON: () => e })) } : {}) } as ExecutionResult;
       },
     },
     wss,
