@@ -71,7 +71,12 @@ export interface OutboxRelayOptions {
   batchSize?: number;
   /** How long one hand-over to Redis may take; BullMQ waits for a connection rather than failing. */
   sendTimeoutMs?: number;
+  /** How long relayed rows are kept (for inspection) before they are deleted; default 7 days. */
+  retentionMs?: number;
 }
+
+const PRUNE_EVERY_MS = 3_600_000;
+const PRUNE_BATCH = 1_000;
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -87,6 +92,7 @@ export class OutboxRelay {
   private again = false;
   private stopped = false;
   private failures = 0;
+  private lastPrune = 0;
 
   constructor(private readonly options: OutboxRelayOptions) {}
 
@@ -103,7 +109,7 @@ export class OutboxRelay {
       return;
     }
     clearTimeout(this.timer);
-    this.running = this.drain().then(() => undefined).finally(() => {
+    this.running = this.drain().then(() => this.pruneNowAndThen()).finally(() => {
       this.running = undefined;
       if (this.stopped) return;
       if (this.again) {
@@ -115,6 +121,34 @@ export class OutboxRelay {
       const delay = this.failures === 0 ? (this.options.intervalMs ?? 1_000) : Math.min(500 * 2 ** (this.failures - 1), 10_000);
       this.timer = setTimeout(() => this.wake(), delay);
     });
+  }
+
+  /** Prunes at most once an hour, so relayed rows do not pile up; a failure waits for the next turn. */
+  private async pruneNowAndThen(): Promise<void> {
+    if (Date.now() - this.lastPrune < PRUNE_EVERY_MS) return;
+    this.lastPrune = Date.now();
+    try {
+      const deleted = await this.prune();
+      if (deleted > 0) this.options.log.info({ deleted }, 'pruned relayed outbox rows');
+    } catch (error) {
+      this.options.log.warn({ err: error }, 'outbox prune failed; will retry later');
+    }
+  }
+
+  /** Deletes rows relayed longer ago than the retention, in small batches so no lock is held for long. */
+  async prune(): Promise<number> {
+    const seconds = (this.options.retentionMs ?? 7 * 86_400_000) / 1000;
+    let deleted = 0;
+    for (;;) {
+      const rows = await this.options.db.query<{ id: string }>(
+        `DELETE FROM outbox WHERE id IN (
+           SELECT id FROM outbox WHERE relayed_at < now() - make_interval(secs => $1) ORDER BY id LIMIT $2
+         ) RETURNING id::text AS id`,
+        [seconds, PRUNE_BATCH],
+      );
+      deleted += rows.length;
+      if (rows.length < PRUNE_BATCH) return deleted;
+    }
   }
 
   /** Relays until the outbox is empty or Redis fails; returns how many messages went out. */

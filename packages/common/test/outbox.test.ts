@@ -82,4 +82,19 @@ describe('outbox relay', () => {
     subscriber.disconnect();
     publisher.disconnect();
   });
+
+  it('prunes rows relayed longer ago than the retention, and only those', async () => {
+    await database.db.exec('DELETE FROM outbox');
+    const message = (key: string) => ({ kind: 'event' as const, channel: 'c', name: 'n', key, payload: {} });
+    await database.db.transaction((tx) => enqueueOutbox(tx, ['old', 'recent', 'pending'].map(message)));
+    await database.db.exec(`UPDATE outbox SET relayed_at = now() - interval '8 days' WHERE key = 'old'`);
+    await database.db.exec(`UPDATE outbox SET relayed_at = now() - interval '1 day' WHERE key = 'recent'`);
+    await database.db.exec(`UPDATE outbox SET created_at = now() - interval '30 days' WHERE key = 'pending'`);
+
+    const relay = new OutboxRelay({ db: database.db, queues: {}, log, retentionMs: 7 * 86_400_000 });
+    expect(await relay.prune()).toBe(1);
+    const left = await database.db.query<{ key: string }>('SELECT key FROM outbox ORDER BY key');
+    // A message never relayed stays, however old.
+    expect(left.map((r) => r.key)).toEqual(['pending', 'recent']);
+  });
 });
