@@ -1,8 +1,10 @@
-import { createLogger, listen, main } from '@shop/common';
+import { createLogger, listen, main, startTelemetry } from '@shop/common';
 import { readRouterConfig } from './config.js';
 import { createRouter } from './server.js';
 
 main('router', async () => {
+  // First, so the gateway's spans and ours are exported (a no-op without OTEL_EXPORTER_OTLP_ENDPOINT).
+  const telemetry = await startTelemetry('router');
   const config = readRouterConfig();
   const log = createLogger('router', config.logLevel);
   const router = await createRouter(config, log);
@@ -18,6 +20,7 @@ main('router', async () => {
     // Sockets first: HTTP close waits for open connections, and WebSockets are long-lived ones.
     await router.stop();
     await http.close();
+    await telemetry.shutdown();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

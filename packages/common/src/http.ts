@@ -2,7 +2,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
-import type { Logger } from './logger.js';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
+import { currentLogContext, hasLogContext, runWithLogContext, type Logger } from './logger.js';
+import { tracer, tracingEnabled } from './telemetry.js';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 const SAFE_REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -98,13 +100,45 @@ export function graphqlRequestListener<TContext extends BaseContext>(
   return (req, res) => {
     const requestId = requestIdOf(req);
     res.setHeader(REQUEST_ID_HEADER, requestId);
-    const log = options.log.child({ requestId });
-    void handle(req, res, requestId, log).catch((error: unknown) => {
-      log.error({ err: error }, 'request failed');
-      if (!res.headersSent) sendError(res, 500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
-      else res.end();
+    // Loggers from createLogger add the request id from the log context themselves; others get a binding.
+    const log = hasLogContext(options.log) ? options.log : options.log.child({ requestId });
+    // Everything logged while handling the request, by any logger of the process, carries its id.
+    runWithLogContext({ requestId }, () => {
+      void handle(req, res, requestId, log).catch((error: unknown) => {
+        log.error({ err: error }, 'request failed');
+        if (!res.headersSent) sendError(res, 500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
+        else res.end();
+      });
     });
   };
+
+  /** A server span per GraphQL request, child of the caller's `traceparent` (the router's fetch span). */
+  async function traced(req: IncomingMessage, res: ServerResponse, serve: () => Promise<void>): Promise<void> {
+    if (!tracingEnabled()) return serve();
+    const parent = propagation.extract(ROOT_CONTEXT, req.headers);
+    const method = req.method ?? 'GET';
+    const span = tracer().startSpan(
+      `${method} ${path}`,
+      {
+        kind: SpanKind.SERVER,
+        attributes: { 'http.request.method': method, 'http.route': path, 'url.path': path, 'server.port': req.socket.localPort ?? 0 },
+      },
+      parent,
+    );
+    const logContext = currentLogContext();
+    if (logContext) logContext.traceId = span.spanContext().traceId;
+    try {
+      await context.with(trace.setSpan(parent, span), serve);
+      span.setAttribute('http.response.status_code', res.statusCode);
+      if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+    } catch (error) {
+      span.recordException(error instanceof Error ? error : String(error));
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      throw error;
+    } finally {
+      span.end();
+    }
+  }
 
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string, log: Logger): Promise<void> {
     applyCors(req, res, options.corsOrigins);
@@ -119,6 +153,10 @@ export function graphqlRequestListener<TContext extends BaseContext>(
       res.end();
       return;
     }
+    await traced(req, res, () => serveGraphQL(req, res, url, requestId, log));
+  }
+
+  async function serveGraphQL(req: IncomingMessage, res: ServerResponse, url: URL, requestId: string, log: Logger): Promise<void> {
     const started = process.hrtime.bigint();
     const headers = new HeaderMap();
     for (const [key, value] of Object.entries(req.headers)) {

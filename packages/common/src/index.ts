@@ -14,3 +14,4 @@ export * from './redis.js';
 export * from './events.js';
 export * from './push-stream.js';
 export * from './queues.js';
+export * from './telemetry.js';

@@ -1,6 +1,8 @@
-import type { DefaultJobOptions, Worker } from 'bullmq';
+import type { DefaultJobOptions, Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Logger } from './logger.js';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
+import { runWithLogContext, type LogContext, type Logger } from './logger.js';
+import { tracer, tracingEnabled } from './telemetry.js';
 
 /** Every BullMQ queue of the shop, by what it carries. */
 export const QUEUES = {
@@ -38,4 +40,49 @@ export function throttledWarn(log: Logger, message: string): (error: Error) => v
  */
 export async function closeWorker(worker: Worker, connection: Redis): Promise<void> {
   await worker.close(connection.status !== 'ready');
+}
+
+/**
+ * Wraps a BullMQ processor so that every line logged while a job runs names the job and its queue, and
+ * the request that queued it when the payload carries its `requestId`; with tracing on, each job is a span.
+ */
+export function withJobContext<T>(processor: (job: Job) => Promise<T>): (job: Job) => Promise<T> {
+  return (job) => {
+    const data: unknown = job.data;
+    const requestId = typeof data === 'object' && data !== null ? (data as Record<string, unknown>).requestId : undefined;
+    const logContext: LogContext = {
+      ...(typeof requestId === 'string' ? { requestId } : {}),
+      ...(job.id ? { jobId: job.id } : {}),
+      queue: job.queueName,
+    };
+    return runWithLogContext(logContext, () => {
+      if (!tracingEnabled()) return processor(job);
+      const span = tracer().startSpan(
+        `process ${job.queueName}`,
+        {
+          kind: SpanKind.CONSUMER,
+          attributes: {
+            'messaging.system': 'bullmq',
+            'messaging.operation.type': 'process',
+            'messaging.destination.name': job.queueName,
+            ...(job.id ? { 'messaging.message.id': job.id } : {}),
+          },
+        },
+        ROOT_CONTEXT,
+      );
+      logContext.traceId = span.spanContext().traceId;
+      return context.with(trace.setSpan(ROOT_CONTEXT, span), () => processor(job)).then(
+        (value) => {
+          span.end();
+          return value;
+        },
+        (error: unknown) => {
+          span.recordException(error instanceof Error ? error : String(error));
+          span.setStatus({ code: SpanStatusCode.ERROR });
+          span.end();
+          throw error;
+        },
+      );
+    });
+  };
 }

@@ -5,6 +5,7 @@ import { graphqlRequestListener, listen, probeRoutes, type Listening, type Readi
 import { createLogger, type Logger } from './logger.js';
 import { DEFAULT_REDIS_URL } from './redis.js';
 import { schemaOf } from './subgraph.js';
+import { shutdownTelemetry } from './telemetry.js';
 import { serveSubscriptions } from './websocket.js';
 
 /** Background work a subgraph runs beside its HTTP server (queue workers, an outbox relay). */
@@ -154,6 +155,7 @@ export async function runSubgraph<TContext extends BaseContext, TRuntime extends
     await running.stop();
     await runtime?.stop();
     await db.close();
+    await shutdownTelemetry();
     process.exit(0);
   };
   // `on`, not `once`: with no listener left, tsx's loader re-raises the signal and the process dies mid-stop.

@@ -1,4 +1,4 @@
-import { QUEUES, type OutboxMessage } from '@shop/common';
+import { QUEUES, currentRequestId, type OutboxMessage } from '@shop/common';
 import type { Shortage } from './db.js';
 
 /** Consumed here: `reserve` and `release` jobs from orders. */
@@ -11,6 +11,8 @@ export interface ReservationResultJob {
   orderId: string;
   reason?: string;
   shortages?: Shortage[];
+  /** The request that placed the order, carried on for the logs. */
+  requestId?: string;
 }
 
 /** The decision for an order, for orders; one job id per order, so relaying it twice is one job. */
@@ -20,5 +22,7 @@ export function resultJob(
 ): OutboxMessage {
   const payload: ReservationResultJob =
     decision.outcome === 'reserved' ? { orderId } : { orderId, reason: decision.reason, shortages: decision.shortages };
+  const requestId = currentRequestId();
+  if (requestId) payload.requestId = requestId;
   return { kind: 'job', queue: RESERVATION_RESULTS_QUEUE, name: decision.outcome, jobId: `result-${orderId}`, payload };
 }

@@ -5,6 +5,7 @@ import {
   closeWorker,
   createRedis,
   throttledWarn,
+  withJobContext,
   type Database,
   type Logger,
   type SubgraphRuntime,
@@ -33,7 +34,7 @@ export async function startInventoryRuntime(db: Database, env: NodeJS.ProcessEnv
   relay.start();
 
   const consumer = createRedis(redisUrl, log, { blocking: true, name: 'inventory-worker' });
-  const worker = new Worker(RESERVATIONS_QUEUE, reservationProcessor(db, relay), {
+  const worker = new Worker(RESERVATIONS_QUEUE, withJobContext(reservationProcessor(db, relay)), {
     connection: consumer,
     prefix,
     concurrency: config.workerConcurrency,

@@ -1,4 +1,4 @@
-import { QUEUES, type OutboxMessage } from '@shop/common';
+import { QUEUES, currentRequestId, type OutboxMessage } from '@shop/common';
 import type { OrderRow, OrderStatus } from './db.js';
 
 export const RESERVATIONS_QUEUE = QUEUES.reservations;
@@ -14,6 +14,8 @@ export function orderEventsChannel(prefix: string): string {
 export interface ReserveJob {
   orderId: string;
   lines: { productId: string; quantity: number }[];
+  /** The request that placed the order, so the saga's log lines name it. */
+  requestId?: string;
 }
 
 /** Payload of a `release` job. */
@@ -50,6 +52,8 @@ export function reserveJob(order: Pick<OrderRow, 'id' | 'items'>): OutboxMessage
     orderId: order.id,
     lines: order.items.map((item) => ({ productId: item.productId, quantity: item.quantity })),
   };
+  const requestId = currentRequestId();
+  if (requestId) payload.requestId = requestId;
   // BullMQ job ids must not contain ':'; `-` keeps them readable.
   return { kind: 'job', queue: RESERVATIONS_QUEUE, name: 'reserve', jobId: `reserve-${order.id}`, payload };
 }

@@ -6,6 +6,7 @@ import {
   closeWorker,
   createRedis,
   throttledWarn,
+  withJobContext,
   type Database,
   type Logger,
   type SubgraphRuntime,
@@ -66,7 +67,7 @@ export async function startOrdersRuntime(db: Database, env: NodeJS.ProcessEnv, l
   const deps: LifecycleDeps = { db, prefix, relay };
 
   const consumer = createRedis(redisUrl, log, { blocking: true, name: 'orders-worker' });
-  const worker = new Worker(RESERVATION_RESULTS_QUEUE, reservationResultProcessor(deps), {
+  const worker = new Worker(RESERVATION_RESULTS_QUEUE, withJobContext(reservationResultProcessor(deps)), {
     connection: consumer,
     prefix,
     concurrency: config.workerConcurrency,

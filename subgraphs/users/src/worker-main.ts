@@ -4,7 +4,7 @@
  * SIGTERM or Ctrl-C stops taking jobs and lets running ones finish; a second
  * signal exits at once (their locks expire and another replica takes them over).
  */
-import { createLogger, main, migrate, openDatabase, type Logger } from '@shop/common';
+import { createLogger, main, migrate, openDatabase, shutdownTelemetry, startTelemetry, type Logger } from '@shop/common';
 import { readWorkerProcessConfig } from './notifications/config.js';
 import { startNotificationWorker } from './notifications/worker.js';
 import { users } from './server.js';
@@ -18,7 +18,7 @@ function onSignals(log: Logger, stop: () => Promise<void>): void {
     }
     stopping = true;
     log.info({ signal }, 'stopping: finishing running jobs');
-    stop().then(
+    stop().then(shutdownTelemetry).then(
       () => {
         log.info('notification worker stopped');
         process.exit(0);
@@ -34,6 +34,7 @@ function onSignals(log: Logger, stop: () => Promise<void>): void {
 }
 
 main('notification worker', async () => {
+  await startTelemetry('notifications');
   const config = readWorkerProcessConfig(process.env);
   const log = createLogger('notifications', config.logLevel);
   // Handlers first: a signal that arrives while starting must not kill the process without a clean stop.

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { createRedis, type Database, type Logger } from '@shop/common';
+import { createRedis, withJobContext, type Database, type Logger } from '@shop/common';
 import { notificationRecorded, recordNotification, usersByIds } from '../db.js';
 import { readNotificationWorkerConfig, type NotificationWorkerConfig } from './config.js';
 import { InvalidNotificationJob, NOTIFICATIONS_QUEUE, parseNotificationJob } from './jobs.js';
@@ -87,7 +87,7 @@ export async function startNotificationWorker(
   const transport = options.transport ?? ownTransport!;
   const connection = createRedis(config.queue.redisUrl, log, { blocking: true, name: 'notifications-worker' });
 
-  const worker = new Worker(NOTIFICATIONS_QUEUE, notificationProcessor(db, transport, config.smtpFrom), {
+  const worker = new Worker(NOTIFICATIONS_QUEUE, withJobContext(notificationProcessor(db, transport, config.smtpFrom)), {
     connection,
     prefix: config.queue.prefix,
     concurrency,
