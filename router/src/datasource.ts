@@ -3,6 +3,7 @@ import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@
 import type { GatewayGraphQLResponse } from '@apollo/server-gateway-interface';
 import { REQUEST_ID_HEADER, injectTraceContext } from '@shop/common';
 import type { RouterContext } from './context.js';
+import { CircuitOpenError } from './resilience.js';
 
 export const SUBGRAPH_UNAVAILABLE = 'SUBGRAPH_UNAVAILABLE';
 
@@ -46,11 +47,10 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<RouterContext> {
       this.observe?.(this.name, 'unavailable', seconds());
       // Health checks and schema loading keep their own error handling.
       if (!('incomingRequestContext' in options)) throw error;
-      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
-      options.context.log?.warn({ err: error, subgraph: this.name }, 'subgraph fetch failed');
-      const message = timedOut
-        ? `The ${this.name} service did not answer in time; the fields it provides are missing.`
-        : `The ${this.name} service is unavailable; the fields it provides are missing.`;
+      const message = this.unavailableMessage(error);
+      // An open breaker was logged once when it opened; one line per refused fetch would flood the log.
+      if (error instanceof CircuitOpenError) options.context.log?.debug({ subgraph: this.name }, 'subgraph fetch refused: breaker open');
+      else options.context.log?.warn({ err: error, subgraph: this.name }, 'subgraph fetch failed');
       const extensions = { code: SUBGRAPH_UNAVAILABLE, serviceName: this.name };
       const representations = options.request.variables?.representations;
       const paths = Array.isArray(representations)
@@ -58,5 +58,15 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<RouterContext> {
         : rootResponseKeys(options.document).map((key) => [key]);
       return { errors: (paths.length > 0 ? paths : [undefined]).map((path) => ({ message, path, extensions })) };
     }
+  }
+
+  private unavailableMessage(error: unknown): string {
+    if (error instanceof CircuitOpenError) {
+      return `The ${this.name} service is unavailable (failing fast after repeated errors); the fields it provides are missing. Retry in a few seconds.`;
+    }
+    if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
+      return `The ${this.name} service did not answer in time; the fields it provides are missing.`;
+    }
+    return `The ${this.name} service is unavailable; the fields it provides are missing.`;
   }
 }

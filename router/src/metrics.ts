@@ -2,8 +2,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { RouterContext } from './context.js';
+import type { BreakerState, ResilienceEvents } from './resilience.js';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const BREAKER_STATE_VALUES: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
 /** The router's Prometheus metrics, in a registry of its own (tests run several routers in one process). */
 export class RouterMetrics {
@@ -28,8 +30,43 @@ export class RouterMetrics {
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
+  readonly breakerOpened = new Counter({
+    name: 'subgraph_breaker_opened_total',
+    help: 'Times a subgraph circuit breaker opened (the router started failing fast), by subgraph.',
+    labelNames: ['subgraph'] as const,
+    registers: [this.registry],
+  });
+  readonly fetchesRejected = new Counter({
+    name: 'subgraph_fetches_rejected_total',
+    help: 'Subgraph fetches refused without a network call because the breaker was open, by subgraph.',
+    labelNames: ['subgraph'] as const,
+    registers: [this.registry],
+  });
+  readonly fetchRetries = new Counter({
+    name: 'subgraph_fetch_retries_total',
+    help: 'Query fetches sent again after their connection failed before any answer, by subgraph.',
+    labelNames: ['subgraph'] as const,
+    registers: [this.registry],
+  });
+  readonly fetchesDeduplicated = new Counter({
+    name: 'subgraph_fetches_deduplicated_total',
+    help: 'Query fetches answered by an identical one already in flight, by subgraph.',
+    labelNames: ['subgraph'] as const,
+    registers: [this.registry],
+  });
+  private breakerStates: () => Record<string, BreakerState> = () => ({});
 
   constructor(openSubscriptions: () => number) {
+    const breakerStates = () => this.breakerStates();
+    new Gauge({
+      name: 'subgraph_breaker_state',
+      help: 'Circuit breaker of each subgraph: 0 closed, 1 half-open (probing), 2 open (failing fast).',
+      labelNames: ['subgraph'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const [subgraph, state] of Object.entries(breakerStates())) this.set({ subgraph }, BREAKER_STATE_VALUES[state]);
+      },
+    });
     new Gauge({
       name: 'graphql_subscriptions_open',
       help: 'Client subscriptions open on this router.',
@@ -39,6 +76,17 @@ export class RouterMetrics {
       },
     });
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Reports the breakers' states on every scrape and counts what they and the fetch wrapper do. */
+  watchResilience(states: () => Record<string, BreakerState>): ResilienceEvents {
+    this.breakerStates = states;
+    return {
+      breakerOpened: (subgraph) => this.breakerOpened.inc({ subgraph }),
+      rejected: (subgraph) => this.fetchesRejected.inc({ subgraph }),
+      retried: (subgraph) => this.fetchRetries.inc({ subgraph }),
+      deduplicated: (subgraph) => this.fetchesDeduplicated.inc({ subgraph }),
+    };
   }
 
   /** Counts and times every operation; the operation name is what the client sent, or "anonymous". */

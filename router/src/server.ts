@@ -1,5 +1,4 @@
 import { ApolloGateway } from '@apollo/gateway';
-import type { Fetcher } from '@apollo/utils.fetcher';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
@@ -17,6 +16,8 @@ import { supergraphFromFile } from './supergraph-file.js';
 import { SubscriptionExecutor } from './subscriptions.js';
 import { costLimitPlugin, limitErrorFormatter, limitRules } from './limits.js';
 import { serveWebSockets, type WebSocketEndpoint } from './websocket.js';
+import { SubgraphResilience } from './resilience.js';
+import { InFlightRequests } from './in-flight.js';
 
 export interface Router {
   apollo: ApolloServer<RouterContext>;
@@ -26,13 +27,13 @@ export interface Router {
   attachWebSockets(server: Server): void;
   /** The HTTP request listener: GraphQL at /graphql, /health. */
   listener: (req: IncomingMessage, res: ServerResponse) => void;
-  stop(): Promise<void>;
-}
-
-/** Node's fetch (undici) keeps connections to subgraphs alive; each fetch gets a deadline. */
-function subgraphFetcher(timeoutMs: number): Fetcher {
-  return ((url: string, init?: RequestInit) =>
-    fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) })) as unknown as Fetcher;
+  /** Deadlines, breakers, retries and deduplication of subgraph fetches. */
+  resilience: SubgraphResilience;
+  /**
+   * Graceful stop: no new connections (once WebSockets are attached), WebSockets closed with 1001, the
+   * HTTP requests in progress answered (up to `graceMs`), then Apollo Server and Redis closed.
+   */
+  stop(graceMs?: number): Promise<void>;
 }
 
 /** One log line per operation, with the request id the client sees. */
@@ -56,9 +57,14 @@ function operationLog(): ApolloServerPlugin<RouterContext> {
 
 /** Builds the router without listening, so tests and the entry point share it. */
 export async function createRouter(config: RouterConfig, log: Logger): Promise<Router> {
-  const fetcher = subgraphFetcher(config.subgraphTimeoutMs);
   let subscriptionsOpen = () => 0;
   const metrics = new RouterMetrics(() => subscriptionsOpen());
+  // Node's fetch (undici) keeps connections to subgraphs alive; this adds deadlines, breakers, retries and dedup.
+  const resilience: SubgraphResilience = new SubgraphResilience(
+    config.resilience,
+    log,
+    metrics.watchResilience(() => resilience.states()),
+  );
   const observe = (subgraph: string, outcome: string, seconds: number) =>
     metrics.subgraphFetchDuration.observe({ subgraph, outcome }, seconds);
   // @apollo/gateway otherwise probes cloud metadata endpoints at construction and reports usage to Apollo
@@ -66,11 +72,11 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
   process.env.APOLLO_TELEMETRY_DISABLED ??= 'true';
   const gateway = new ApolloGateway({
     supergraphSdl: supergraphFromFile(config.supergraphPath, log),
-    buildService: ({ name, url }) => new SubgraphDataSource(name, { url: config.subgraphUrls[name] ?? url, fetcher }, observe),
+    buildService: ({ name, url }) => new SubgraphDataSource(name, { url: config.subgraphUrls[name] ?? url, fetcher: resilience.fetcher(name) }, observe),
     logger: log,
   });
   const subscriptions = new SubscriptionExecutor(
-    (name, url) => new SubgraphDataSource(name, { url, fetcher }, observe),
+    (name, url) => new SubgraphDataSource(name, { url, fetcher: resilience.fetcher(name) }, observe),
     config.subgraphUrls,
     log,
   );
@@ -100,6 +106,8 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     includeStacktraceInErrorResponses: !config.production,
     formatError: (formatted, error) => mask(withLimitCodes(formatted, error)),
     csrfPrevention: true,
+    // The process's own signal handlers stop the router gracefully; Apollo's would stop it under in-flight requests.
+    stopOnTerminationSignals: false,
     parseOptions: { maxTokens: config.limits.maxTokens },
     validationRules: limitRules(config.limits),
     plugins: [
@@ -124,20 +132,27 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     redis && config.rateLimit.max > 0
       ? rateLimiter({ redis, keyPrefix: `${config.keyPrefix}:`, ...config.rateLimit, path: '/graphql', log })
       : async () => false;
-  const listener = graphqlRequestListener(apollo, {
+  const serve = graphqlRequestListener(apollo, {
     log,
     corsOrigins: config.corsOrigins,
     bodyLimitBytes: config.bodyLimitBytes,
     routes: async (req, res) => (await probes(req, res)) || (await metricsRoute(req, res)) || (await limit(req, res)),
     context: async ({ requestId, log: requestLog }) => ({ requestId, log: requestLog }),
   });
+  const inFlight = new InFlightRequests();
   let websockets: WebSocketEndpoint | undefined;
+  let httpServer: Server | undefined;
   return {
     apollo,
     gateway,
     subscriptions,
-    listener,
+    resilience,
+    listener: (req, res) => {
+      inFlight.track(res);
+      serve(req, res);
+    },
     attachWebSockets(server) {
+      httpServer = server;
       websockets = serveWebSockets({
         server,
         path: '/graphql',
@@ -149,8 +164,11 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
         log,
       });
     },
-    async stop() {
+    async stop(graceMs = 10_000) {
+      // Stop accepting first; the caller's HTTP close then only waits for connections still open.
+      httpServer?.close();
       await websockets?.close();
+      await inFlight.drain(graceMs);
       await subscriptions.close();
       await apollo.stop();
       redis?.disconnect();

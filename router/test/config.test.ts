@@ -25,7 +25,45 @@ describe('router config', () => {
     });
   });
 
+  it('reads resilience settings, with a deadline per subgraph over the default', () => {
+    expect(readRouterConfig([], {}).resilience).toEqual({
+      timeoutMs: 10_000,
+      timeoutsMs: {},
+      breakerFailures: 5,
+      breakerCooldownMs: 5_000,
+      retries: 1,
+      retryDelayMs: 50,
+      dedup: true,
+    });
+    const config = readRouterConfig([], {
+      SUBGRAPH_TIMEOUT_MS: '3000',
+      INVENTORY_SUBGRAPH_TIMEOUT_MS: '500',
+      GIFT_CARDS_SUBGRAPH_TIMEOUT_MS: '250',
+      SUBGRAPH_BREAKER_FAILURES: '0',
+      SUBGRAPH_BREAKER_COOLDOWN_MS: '2000',
+      SUBGRAPH_RETRIES: '0',
+      SUBGRAPH_RETRY_DELAY_MS: '10',
+      SUBGRAPH_DEDUP: 'false',
+    });
+    expect(config.resilience).toEqual({
+      timeoutMs: 3000,
+      timeoutsMs: { inventory: 500, gift_cards: 250 },
+      breakerFailures: 0,
+      breakerCooldownMs: 2000,
+      retries: 0,
+      retryDelayMs: 10,
+      dedup: false,
+    });
+    // A per-subgraph deadline is not mistaken for a subgraph URL.
+    expect(config.subgraphUrls).toEqual({});
+  });
+
   it.each([
+    [{ INVENTORY_SUBGRAPH_TIMEOUT_MS: '0' }, /INVENTORY_SUBGRAPH_TIMEOUT_MS/],
+    [{ SUBGRAPH_BREAKER_FAILURES: '-1' }, /SUBGRAPH_BREAKER_FAILURES/],
+    [{ SUBGRAPH_BREAKER_COOLDOWN_MS: 'soon' }, /SUBGRAPH_BREAKER_COOLDOWN_MS/],
+    [{ SUBGRAPH_RETRIES: '4' }, /SUBGRAPH_RETRIES/],
+    [{ SUBGRAPH_DEDUP: 'maybe' }, /SUBGRAPH_DEDUP/],
     [{ USERS_SUBGRAPH_URL: 'not a url' }, /USERS_SUBGRAPH_URL/],
     [{ PORT: '70000' }, /PORT/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
