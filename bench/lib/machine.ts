@@ -1,0 +1,27 @@
+import { readFile } from 'node:fs/promises';
+import { cpus, loadavg, totalmem } from 'node:os';
+import path from 'node:path';
+import { ROOT } from './processes.js';
+
+async function version(pkg: string): Promise<string> {
+  const file = path.join(ROOT, 'node_modules', pkg, 'package.json');
+  return ((JSON.parse(await readFile(file, 'utf8')) as { version: string }).version);
+}
+
+/** What the numbers were measured on. */
+export async function machine() {
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    loadavg: loadavg().map((l) => Math.round(l * 100) / 100),
+    packages: Object.fromEntries(
+      await Promise.all(
+        ['@apollo/gateway', '@apollo/server', '@apollo/subgraph', 'graphql', 'graphql-ws', 'bullmq', 'autocannon', '@electric-sql/pglite', 'pg'].map(
+          async (p) => [p, await version(p).catch(() => 'absent')] as const,
+        ),
+      ),
+    ),
+  };
+}

@@ -1,0 +1,1 @@
+export async function writeReport(_resultsDir: string, _out: string): Promise<void> {}

@@ -1,0 +1,96 @@
+import { deepStrictEqual } from 'node:assert/strict';
+import { startService } from '../lib/processes.js';
+import { combine, loadHttp, round, type HttpTarget, type LoadResult } from '../lib/load.js';
+import { ORDER_DETAILS } from '../lib/operations.js';
+import type { BenchContext, ScenarioResult } from '../lib/context.js';
+
+export function graphqlTarget(name: string, url: string, pid: number, ctx: BenchContext): HttpTarget {
+  return {
+    name,
+    url,
+    pid,
+    headers: ctx.authHeaders,
+    request: (i) => ({
+      method: 'POST',
+      body: JSON.stringify({ query: ORDER_DETAILS, operationName: 'OrderDetails', variables: { id: ctx.orderIds[i % ctx.orderIds.length] } }),
+    }),
+  };
+}
+
+export async function postGraphQL<T>(url: string, body: object, headers: Record<string, string> = {}): Promise<T> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  const json = (await res.json()) as { data?: T; errors?: unknown[] };
+  if (!res.ok || json.errors || !json.data) throw new Error(`${url} answered ${res.status}: ${JSON.stringify(json.errors ?? json)}`);
+  return json.data;
+}
+
+/**
+ * Runs targets in turn, A B then B A ..., after a warm-up of each, so slow drift of
+ * the machine (other jobs, thermal) falls on both alike.
+ */
+export async function compareInTurns(ctx: BenchContext, targets: HttpTarget[]): Promise<Record<string, { combined: LoadResult; runs: LoadResult[] }>> {
+  const { connections, seconds, warmupSeconds, rounds } = ctx.settings;
+  for (const target of targets) await loadHttp(target, connections, warmupSeconds);
+  const runs = new Map<string, LoadResult[]>(targets.map((t) => [t.name, []]));
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? targets : [...targets].reverse();
+    for (const target of order) runs.get(target.name)!.push(await loadHttp(target, connections, seconds));
+  }
+  return Object.fromEntries([...runs].map(([name, list]) => [name, { combined: combine(list), runs: list }]));
+}
+
+/** 1 and 2: OrderDetails through the router and through a plain @apollo/gateway, same subgraphs, same requests. */
+export async function gatewayScenario(ctx: BenchContext): Promise<ScenarioResult> {
+  const baseline = await startService('baseline', 'bench/baseline-gateway.ts', {
+    SUPERGRAPH_PATH: ctx.stack.supergraphPath,
+    APOLLO_TELEMETRY_DISABLED: 'true',
+  }, {
+    ready: (origin) =>
+      fetch(`${origin}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{__typename}"}' }).then((r) => r.ok, () => false),
+  });
+  try {
+    const baselineUrl = `${baseline.origin}/`;
+    // Same answers from both, or the comparison means nothing.
+    for (const id of ctx.orderIds.slice(0, 20)) {
+      const body = { query: ORDER_DETAILS, variables: { id } };
+      deepStrictEqual(await postGraphQL(baselineUrl, body, ctx.authHeaders), await postGraphQL(ctx.routerUrl, body, ctx.authHeaders));
+    }
+    const router = graphqlTarget('router', ctx.routerUrl, ctx.router.pid, ctx);
+    const gateway = graphqlTarget('baseline', baselineUrl, baseline.pid, ctx);
+    const results = await compareInTurns(ctx, [router, gateway]);
+    const r = results.router!.combined;
+    const b = results.baseline!.combined;
+    const cpuRatio = round(r.cpuMsPerRequest! / b.cpuMsPerRequest!, 3);
+    return {
+      scenario: 'gateway',
+      title: 'OrderDetails: router vs plain @apollo/gateway',
+      router: results.router,
+      baseline: results.baseline,
+      ratios: {
+        cpuPerRequest: cpuRatio,
+        requestsPerSecond: round(r.requestsPerSecond / b.requestsPerSecond, 3),
+        p99: round(r.latencyMs.p99 / b.latencyMs.p99, 3),
+      },
+      targets: [
+        {
+          goal: 'router CPU per OrderDetails <= 1/2 of the plain gateway',
+          measured: `${r.cpuMsPerRequest} ms vs ${b.cpuMsPerRequest} ms (x${cpuRatio})`,
+          met: cpuRatio <= 0.5,
+        },
+        {
+          goal: 'more requests/s than the plain gateway',
+          measured: `${r.requestsPerSecond} vs ${b.requestsPerSecond} req/s`,
+          met: r.requestsPerSecond > b.requestsPerSecond,
+        },
+        {
+          goal: 'lower p99 than the plain gateway',
+          measured: `${r.latencyMs.p99} vs ${b.latencyMs.p99} ms`,
+          met: r.latencyMs.p99 < b.latencyMs.p99,
+        },
+        { goal: 'no failed requests', measured: `${r.failed} router, ${b.failed} baseline`, met: r.failed === 0 && b.failed === 0 },
+      ],
+    };
+  } finally {
+    await baseline.stop();
+  }
+}
