@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { ROOT_CONTEXT, context as traceContext } from '@opentelemetry/api';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import type { LogLevel } from './config.js';
 
@@ -28,6 +29,14 @@ export function currentLogContext(): LogContext | undefined {
 /** The request id of the request being handled, or of the request a job was queued by. */
 export function currentRequestId(): string | undefined {
   return logContext.getStore()?.requestId;
+}
+
+/**
+ * Runs fn outside any request or job: for background work a request merely starts (the outbox relay),
+ * whose timers would otherwise log and trace under that request for the rest of the process's life.
+ */
+export function runOutsideRequest<T>(fn: () => T): T {
+  return logContext.exit(() => traceContext.with(ROOT_CONTEXT, fn));
 }
 
 // A copy: pino merges the line's own fields into what the mixin returns.

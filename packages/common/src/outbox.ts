@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Database, Queryable } from './db.js';
-import type { Logger } from './logger.js';
+import { runOutsideRequest, type Logger } from './logger.js';
 
 /**
  * Transactional outbox. A state change and the messages it causes are written
@@ -103,6 +103,11 @@ export class OutboxRelay {
 
   /** Relays now (call after committing outbox rows) instead of at the next poll. */
   wake(): void {
+    // The relay's own work, not the request's or job's that woke it: its timers would carry that context on.
+    runOutsideRequest(() => this.wakeNow());
+  }
+
+  private wakeNow(): void {
     if (this.stopped) return;
     if (this.running) {
       this.again = true;
