@@ -1,4 +1,4 @@
-import { Kind, type DocumentNode } from 'graphql';
+import { Kind, parse, type DocumentNode } from 'graphql';
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import type { GatewayGraphQLResponse } from '@apollo/server-gateway-interface';
 import { REQUEST_ID_HEADER, injectTraceContext } from '@shop/common';
@@ -6,6 +6,16 @@ import type { RouterContext } from './context.js';
 import { CircuitOpenError } from './resilience.js';
 
 export const SUBGRAPH_UNAVAILABLE = 'SUBGRAPH_UNAVAILABLE';
+
+/** The fetch's document: the planner only hands it over when asked to, so parse the text (only on failure). */
+function documentOf(document: DocumentNode | undefined, query: string | undefined): DocumentNode | undefined {
+  if (document || !query) return document;
+  try {
+    return parse(query);
+  } catch {
+    return undefined;
+  }
+}
 
 /** Response keys of the root fields an operation selects (aliases win). */
 function rootResponseKeys(document: DocumentNode | undefined): string[] {
@@ -55,7 +65,7 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<RouterContext> {
       const representations = options.request.variables?.representations;
       const paths = Array.isArray(representations)
         ? representations.map((_, i) => ['_entities', i])
-        : rootResponseKeys(options.document).map((key) => [key]);
+        : rootResponseKeys(documentOf(options.document, options.request.query)).map((key) => [key]);
       return { errors: (paths.length > 0 ? paths : [undefined]).map((path) => ({ message, path, extensions })) };
     }
   }

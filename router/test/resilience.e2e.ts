@@ -1,39 +1,69 @@
+import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoShop } from '@shop/common';
+import { createLogger, demoShop, serveSubgraph, type RunningSubgraph } from '@shop/common';
 import { graphql } from '@shop/common/testing';
-import { startStack, type Stack } from './stack.js';
+import { inventory } from '@shop/inventory';
+import { COMMITTED_SUPERGRAPH, startRouter, startStack, type Stack } from './stack.js';
+import { startUpstream, type Upstream } from './upstream.js';
 
 const shop = demoShop();
+const COOLDOWN_MS = 1_500;
 let stack: Stack;
+/** A router of this file's own over the stack's subgraphs, with a short breaker cooldown. */
+let router: Awaited<ReturnType<typeof startRouter>>;
 
 beforeAll(async () => {
   stack = await startStack();
+  const urls = Object.fromEntries(Object.entries(stack.subgraphs).map(([name, s]) => [name, s.url]));
+  router = await startRouter(COMMITTED_SUPERGRAPH, urls, undefined, {
+    SUBGRAPH_BREAKER_FAILURES: '3',
+    SUBGRAPH_BREAKER_COOLDOWN_MS: String(COOLDOWN_MS),
+  });
 });
-afterAll(() => stack?.stop());
+afterAll(async () => {
+  await router?.stop();
+  await stack?.stop();
+});
+
+/** A value of the router's Prometheus metrics (0 when the series does not exist yet). */
+async function metric(url: string, series: string): Promise<number> {
+  const text = await (await fetch(new URL('/metrics', url))).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
+/** Polls until check passes; fails after a generous bound. */
+async function until(what: string, check: () => Promise<boolean>, boundMs = 15_000): Promise<void> {
+  const deadline = Date.now() + boundMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await delay(20);
+  }
+}
 
 describe('router with a subgraph down', () => {
-  it('still answers, with partial data and an error on the affected path', async () => {
-    const order = shop.orders[1]!;
-    const product = shop.products[2]!;
-    const query = `query($o: ID!, $p: ID!) {
-      order(id: $o) { id status user { name } }
-      product(id: $p) { name stock }
-    }`;
-    const healthy = await graphql(stack.url, query, { o: order.id, p: product.id });
-    expect(healthy.errors).toBeUndefined();
+  const order = shop.orders[1]!;
+  const product = shop.products[2]!;
+  const query = `query($o: ID!, $p: ID!) {
+    order(id: $o) { id status user { name } }
+    product(id: $p) { name stock }
+  }`;
+  const expectedOrder = { id: order.id, status: order.status, user: { name: shop.users.find((u) => u.id === order.userId)!.name } };
+  let restarted: RunningSubgraph | undefined;
+  afterAll(() => restarted?.stop());
 
+  it('answers fully while inventory is up', async () => {
+    const healthy = await graphql(router.url, query, { o: order.id, p: product.id });
+    expect(healthy.errors).toBeUndefined();
+    expect(healthy.data).toEqual({ order: expectedOrder, product: { name: product.name, stock: product.stock } });
+  });
+
+  it('still answers once inventory is killed, with partial data and an error on the affected path', async () => {
     await stack.subgraphs.inventory.stop();
-    const res = await graphql<{ order: { id: string; user: { name: string } } | null; product: unknown }>(stack.url, query, {
-      o: order.id,
-      p: product.id,
-    });
+    const res = await graphql(router.url, query, { o: order.id, p: product.id });
     expect(res.status).toBe(200);
-    expect(res.data?.order).toEqual({
-      id: order.id,
-      status: order.status,
-      user: { name: shop.users.find((u) => u.id === order.userId)!.name },
-    });
-    expect(res.data?.product).toBeNull();
+    expect(res.data).toEqual({ order: expectedOrder, product: null });
     expect(res.errors).toEqual([
       expect.objectContaining({
         path: ['product'],
@@ -44,17 +74,140 @@ describe('router with a subgraph down', () => {
   });
 
   it('puts an error on each affected entity inside lists', async () => {
-    const order = shop.orders[0]!;
+    const listed = shop.orders[0]!;
     const buyer = shop.users[4]!;
     const res = await graphql<{ order: unknown; user: { name: string } | null }>(
-      stack.url,
+      router.url,
       `query($o: ID!, $u: ID!) { order(id: $o) { id items { product { name stock } } } user(id: $u) { name } }`,
-      { o: order.id, u: buyer.id },
+      { o: listed.id, u: buyer.id },
     );
     // stock is non-null, so its absence clears the nearest nullable parent (the order);
     // the sibling root field is answered.
     expect(res.data).toEqual({ order: null, user: { name: buyer.name } });
-    expect(res.errors?.map((e) => e.path)).toEqual(order.lines.map((_, i) => ['order', 'items', i, 'product']));
+    expect(res.errors?.map((e) => e.path)).toEqual(listed.lines.map((_, i) => ['order', 'items', i, 'product']));
     expect(res.errors?.every((e) => e.extensions?.code === 'SUBGRAPH_UNAVAILABLE')).toBe(true);
+  });
+
+  it('opens the breaker after repeated failures and then fails fast without calling inventory', async () => {
+    // Something accepts on inventory's port now, and cuts every connection: each attempt is counted.
+    let attempts = 0;
+    const port = stack.subgraphs.inventory.http.port;
+    const resetter: TcpServer = createTcpServer((socket) => {
+      attempts++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => resetter.listen(port, '127.0.0.1', resolve));
+    try {
+      await until('the breaker to open', async () => {
+        const res = await graphql(router.url, query, { o: order.id, p: product.id });
+        expect(res.data).toEqual({ order: expectedOrder, product: null });
+        return router.router.resilience.states().inventory === 'open';
+      });
+      expect(attempts).toBeGreaterThan(0);
+      const seen = attempts;
+      for (let i = 0; i < 10; i++) {
+        const res = await graphql(router.url, query, { o: order.id, p: product.id });
+        expect(res.data).toEqual({ order: expectedOrder, product: null });
+        expect(res.errors).toEqual([
+          expect.objectContaining({
+            path: ['product'],
+            message: expect.stringContaining('inventory service is unavailable (failing fast after repeated errors)'),
+            extensions: expect.objectContaining({ code: 'SUBGRAPH_UNAVAILABLE', serviceName: 'inventory' }),
+          }),
+        ]);
+      }
+      expect(attempts).toBe(seen);
+      expect(await metric(router.url, 'subgraph_breaker_state{subgraph="inventory"}')).toBe(2);
+      expect(await metric(router.url, 'subgraph_breaker_opened_total{subgraph="inventory"}')).toBe(1);
+      expect(await metric(router.url, 'subgraph_fetches_rejected_total{subgraph="inventory"}')).toBeGreaterThanOrEqual(10);
+    } finally {
+      await new Promise<void>((resolve) => resetter.close(() => resolve()));
+    }
+  });
+
+  it('answers fully again once inventory is back on its port and the breaker has let a probe through', async () => {
+    const old = stack.subgraphs.inventory;
+    restarted = await serveSubgraph(inventory, old.db, {
+      port: old.http.port,
+      host: '127.0.0.1',
+      production: false,
+      log: createLogger('inventory', 'silent'),
+      runtime: old.runtime as never,
+    });
+    // The breaker is still open for the rest of its cooldown; after it, the first request is the probe.
+    await delay(COOLDOWN_MS + 200);
+    const res = await graphql(router.url, query, { o: order.id, p: product.id });
+    expect(res.errors).toBeUndefined();
+    expect(res.data).toEqual({ order: expectedOrder, product: { name: product.name, stock: product.stock } });
+    expect(router.router.resilience.states().inventory).toBe('closed');
+    expect(await metric(router.url, 'subgraph_breaker_state{subgraph="inventory"}')).toBe(0);
+  });
+});
+
+describe('retries and deduplication through the router', () => {
+  let products: Upstream;
+  let inventoryProxy: Upstream;
+  let proxied: Awaited<ReturnType<typeof startRouter>>;
+
+  beforeAll(async () => {
+    products = await startUpstream(stack.subgraphs.products.url);
+    // The inventory subgraph may be a restarted one by now: forward to its port either way.
+    inventoryProxy = await startUpstream(stack.subgraphs.inventory.url);
+    const urls = Object.fromEntries(Object.entries(stack.subgraphs).map(([name, s]) => [name, s.url]));
+    proxied = await startRouter(
+      COMMITTED_SUPERGRAPH,
+      { ...urls, products: products.url, inventory: inventoryProxy.url },
+      undefined,
+      // No breaker here: these tests count every request that reaches a subgraph.
+      { SUBGRAPH_BREAKER_FAILURES: '0' },
+    );
+  });
+  afterAll(async () => {
+    await proxied?.stop();
+    await products?.close();
+    await inventoryProxy?.close();
+  });
+
+  it('sends identical concurrent queries to the subgraph once and gives every client the whole answer', async () => {
+    const list = `query Page { products(first: 5) { edges { node { id name price { amount currency } } } } }`;
+    const expected = await graphql(proxied.url, list);
+    expect(expected.errors).toBeUndefined();
+    const before = products.arrivals.length;
+    const deduplicated = () => metric(proxied.url, 'subgraph_fetches_deduplicated_total{subgraph="products"}');
+    const shared = await deduplicated();
+
+    const clients = 10;
+    products.hold();
+    const answers = Array.from({ length: clients }, () => graphql(proxied.url, list));
+    // Released once every client's fetch has joined the one in flight.
+    await until('all clients to share one fetch', async () => (await deduplicated()) - shared === clients - 1);
+    products.release();
+    for (const answer of await Promise.all(answers)) {
+      expect(answer.status).toBe(200);
+      expect(answer.errors).toBeUndefined();
+      expect(answer.data).toEqual(expected.data);
+    }
+    expect(products.arrivals.length - before).toBe(1);
+  });
+
+  it('retries a query whose connection was cut, but never a mutation', async () => {
+    const product = shop.products[7]!;
+    inventoryProxy.mode = 'drop';
+    try {
+      const before = inventoryProxy.arrivals.length;
+      const read = await graphql(proxied.url, `query($p: ID!) { product(id: $p) { name stock } }`, { p: product.id });
+      expect(read.data).toEqual({ product: null });
+      expect(read.errors?.[0]?.extensions?.code).toBe('SUBGRAPH_UNAVAILABLE');
+      expect(inventoryProxy.arrivals.length - before).toBe(2);
+
+      const write = await graphql(proxied.url, `mutation($p: ID!) { restock(productId: $p, quantity: 1) { id } }`, { p: product.id });
+      expect(write.errors).toEqual([
+        expect.objectContaining({ path: ['restock'], extensions: expect.objectContaining({ code: 'SUBGRAPH_UNAVAILABLE' }) }),
+      ]);
+      expect(inventoryProxy.arrivals.length - before).toBe(3);
+      expect(inventoryProxy.arrivals.at(-1)!.body).toContain('mutation');
+    } finally {
+      inventoryProxy.mode = 'answer';
+    }
   });
 });
