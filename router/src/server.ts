@@ -103,6 +103,8 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
       ttl: 7 * 24 * 3600,
     },
     introspection: !config.production,
+    // No "Did you mean ...?" in production: with introspection off, suggestions would still spell the schema out.
+    hideSchemaDetailsFromClientErrors: config.production,
     includeStacktraceInErrorResponses: !config.production,
     formatError: (formatted, error) => mask(withLimitCodes(formatted, error)),
     csrfPrevention: true,

@@ -82,6 +82,8 @@ export function createSubgraphServer<TContext extends BaseContext>(options: Subg
   const server = new ApolloServer<TContext>({
     schema,
     introspection: !options.production,
+    // No "Did you mean ...?" in production: with introspection off, suggestions would still spell the schema out.
+    hideSchemaDetailsFromClientErrors: options.production,
     includeStacktraceInErrorResponses: !options.production,
     formatError: formatError(options.production),
     // No Studio reporting from subgraphs, so no inline traces to compute.
