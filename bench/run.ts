@@ -5,6 +5,7 @@
  *   --smoke            a few seconds per scenario, small subscription counts (CI)
  *   --only a,b         only these scenarios (gateway, overhead, rest, subscriptions, worker, counts)
  *   --cpu-prof         write a V8 CPU profile of the router to bench/profiles/
+ *   --seconds N        length of each measured run
  * Environment: BENCH_DATABASE_URL (a PostgreSQL server to create bench databases on;
  * embedded PGlite otherwise), REDIS_URL (default redis://127.0.0.1:6379).
  */
@@ -40,6 +41,7 @@ const { values } = parseArgs({
     smoke: { type: 'boolean', default: false },
     only: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
+    seconds: { type: 'string' },
   },
 });
 const smoke = values.smoke;
@@ -73,6 +75,7 @@ const settings: BenchSettings = smoke
       workerJobs: 20_000,
       routerNodeArgs: [],
     };
+if (values.seconds) settings.seconds = Number(values.seconds);
 if (values['cpu-prof']) settings.routerNodeArgs = ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
 
 const log = (message: string) => process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);

@@ -9,8 +9,12 @@ interface Response<T> {
   errors?: { message: string }[];
 }
 
+/** Direct subgraph calls made by this process so far, by subgraph (the counts scenario reads it). */
+export const directCalls: Record<string, number> = {};
+
 /** POSTs one operation to a subgraph; every direct call goes through here. */
 export async function callSubgraph<T>(urls: SubgraphUrls, subgraph: keyof SubgraphUrls, query: string, variables: object): Promise<T> {
+  directCalls[subgraph] = (directCalls[subgraph] ?? 0) + 1;
   const res = await fetch(urls[subgraph], {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...subgraphHeaders(subgraph) },
