@@ -1,10 +1,13 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, demoShop, startTelemetry, tracingEnabled, type Telemetry } from '@shop/common';
 import { graphql } from '@shop/common/testing';
-import { startStack, type Stack } from './stack.js';
+import { COMMITTED_SUPERGRAPH, startStack, type Stack } from './stack.js';
 
 /** A span as the collector received it, ids in hex. */
 interface ReceivedSpan {
@@ -194,5 +197,102 @@ describe('tracing across the router and the subgraphs', () => {
     const lines = productsLog.lines.filter((line) => line.requestId === 'untraced-1');
     expect(lines.length).toBeGreaterThan(0);
     for (const line of lines) expect(line).not.toHaveProperty('traceId');
+  });
+});
+
+/** A service as its own process (`node --import tsx <entry>`), its JSON log lines collected. */
+interface ServiceProcess {
+  url: string;
+  child: ChildProcess;
+  lines: Record<string, unknown>[];
+}
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+async function spawnService(entry: string, env: NodeJS.ProcessEnv): Promise<ServiceProcess> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    cwd: root,
+    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'debug' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: Record<string, unknown>[] = [];
+  const errors: string[] = [];
+  let rest = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    const text = rest + chunk.toString('utf8');
+    const parts = text.split('\n');
+    rest = parts.pop()!;
+    for (const part of parts) if (part.trim()) lines.push(JSON.parse(part) as Record<string, unknown>);
+  });
+  child.stderr!.on('data', (chunk: Buffer) => errors.push(chunk.toString('utf8')));
+  const url = `http://127.0.0.1:${port}/graphql`;
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${entry} exited: ${errors.join('')}`);
+    if (await fetch(new URL('/ready', url)).then((r) => r.ok, () => false)) return { url, child, lines };
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`${entry} did not start: ${errors.join('')}`);
+}
+
+describe('tracing in separate processes', () => {
+  const started: ServiceProcess[] = [];
+  afterAll(() => {
+    for (const { child } of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+
+  it('exports the router and subgraph processes\' spans as one trace, flushed when they stop', async () => {
+    // Batches would wait a minute: spans that arrive were sent by the flush on SIGTERM.
+    const otel = { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_BSP_SCHEDULE_DELAY: '60000' };
+    const nowhere = 'http://127.0.0.1:1/graphql';
+    const productsProcess = await spawnService('subgraphs/products/src/main.ts', {
+      ...otel,
+      PRODUCTS_DATABASE_URL: '',
+      PRODUCTS_DATA_DIR: 'memory://',
+      SEED_DEMO_DATA: 'true',
+    });
+    started.push(productsProcess);
+    const routerProcess = await spawnService('router/src/main.ts', {
+      ...otel,
+      SUPERGRAPH_PATH: COMMITTED_SUPERGRAPH,
+      PRODUCTS_SUBGRAPH_URL: productsProcess.url,
+      USERS_SUBGRAPH_URL: nowhere,
+      ORDERS_SUBGRAPH_URL: nowhere,
+      INVENTORY_SUBGRAPH_URL: nowhere,
+      REDIS_URL: '',
+      RATE_LIMIT_MAX: '0',
+    });
+    started.push(routerProcess);
+
+    const res = await graphql(routerProcess.url, '{ products(first: 2) { edges { node { name } } } }', undefined, {
+      'x-request-id': 'process-trace-1',
+    });
+    expect(res.errors).toBeUndefined();
+    const before = collector.spans.length;
+    for (const { child } of [routerProcess, productsProcess]) {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      expect((await exited)[0]).toBe(0);
+    }
+    const spans = collector.spans.slice(before);
+    const routerRoot = spans.find((s) => s.service === 'router' && s.kind === SPAN_KIND_SERVER);
+    expect(routerRoot).toBeDefined();
+    const trace = spans.filter((s) => s.traceId === routerRoot!.traceId);
+    const fetchSpan = trace.find((s) => s.service === 'router' && s.name === 'gateway.fetch');
+    const subgraphServer = trace.find((s) => s.service === 'products' && s.kind === SPAN_KIND_SERVER);
+    expect(subgraphServer?.parentSpanId).toBe(fetchSpan?.spanId);
+    expect(trace.filter((s) => s.service === 'products' && s.kind === SPAN_KIND_CLIENT).length).toBeGreaterThan(0);
+
+    // Each process's log lines of the request carry its id and the trace's.
+    for (const { lines } of [routerProcess, productsProcess]) {
+      const ofRequest = lines.filter((line) => line.requestId === 'process-trace-1');
+      expect(ofRequest.length).toBeGreaterThan(0);
+      for (const line of ofRequest) expect(line.traceId).toBe(routerRoot!.traceId);
+    }
   });
 });
