@@ -2,7 +2,7 @@ import { ApolloGateway } from '@apollo/gateway';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
-import { createRedis, formatError, graphqlRequestListener, probeRoutes, type Logger } from '@shop/common';
+import { createRedis, formatError, graphqlRequestListener, operationSpanPlugin, probeRoutes, type Logger } from '@shop/common';
 import { RedisQueryCache } from './apq-cache.js';
 import { Safelist } from './safelist.js';
 import { rateLimiter } from './rate-limit.js';
@@ -117,6 +117,7 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     validationRules: limitRules(config.limits),
     plugins: [
       operationLog(),
+      operationSpanPlugin<RouterContext>(),
       metrics.plugin(),
       // Before the cost limit: an unregistered operation is refused as such.
       ...(safelist ? [safelist.plugin<RouterContext>()] : []),

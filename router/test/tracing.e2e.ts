@@ -143,7 +143,12 @@ describe('tracing across the router and the subgraphs', () => {
     expect(collector.contentTypes[0]).toMatch(/application\/json/);
 
     const root = serverSpan(routerPort)!;
-    expect(root).toMatchObject({ service: 'shop-test', name: 'POST /graphql', parentSpanId: '' });
+    expect(root).toMatchObject({
+      service: 'shop-test',
+      name: 'POST /graphql',
+      parentSpanId: '',
+      attributes: { 'graphql.operation.name': 'ProductCard', 'graphql.operation.type': 'query', 'http.response.status_code': 200 },
+    });
     const trace = collector.spans.filter((s) => s.traceId === root.traceId);
     const names = trace.map((s) => s.name);
     for (const name of ['gateway.request', 'gateway.plan', 'gateway.execute', 'gateway.fetch']) expect(names).toContain(name);
@@ -155,6 +160,8 @@ describe('tracing across the router and the subgraphs', () => {
       expect(server.traceId).toBe(root.traceId);
       const parent = byId.get(server.parentSpanId);
       expect(parent).toMatchObject({ name: 'gateway.fetch', attributes: { service: name } });
+      // The gateway names each subgraph operation after the client's.
+      expect(server.attributes).toMatchObject({ 'graphql.operation.type': 'query', 'graphql.operation.name': expect.stringMatching(/^ProductCard__/) });
       // SQL statements under the subgraph's span, with placeholders and never the values.
       const sql = trace.filter((s) => s.kind === SPAN_KIND_CLIENT && s.parentSpanId === server.spanId);
       expect(sql.length).toBeGreaterThan(0);

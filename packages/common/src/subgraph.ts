@@ -7,6 +7,7 @@ import {
 } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { ErrorCode } from './errors.js';
+import { operationSpanPlugin } from './telemetry.js';
 
 type LegacyModule = Extract<Parameters<typeof buildSubgraphSchema>[0], { resolvers?: unknown }>;
 
@@ -89,6 +90,7 @@ export function createSubgraphServer<TContext extends BaseContext>(options: Subg
     // No Studio reporting from subgraphs, so no inline traces to compute.
     plugins: [
       ApolloServerPluginInlineTraceDisabled(),
+      operationSpanPlugin<TContext>(),
       ...(options.production ? [ApolloServerPluginLandingPageDisabled()] : []),
     ],
   });

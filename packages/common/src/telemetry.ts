@@ -1,3 +1,4 @@
+import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import { context, propagation, trace, type Tracer, type TracerProvider } from '@opentelemetry/api';
 import { readBool, readOptional, readUrl } from './config.js';
 
@@ -92,4 +93,20 @@ export async function shutdownTelemetry(): Promise<void> {
 export function injectTraceContext(headers: { set(name: string, value: string): unknown }): void {
   if (!provider) return;
   propagation.inject(context.active(), headers, { set: (carrier, key, value) => carrier.set(key, value) });
+}
+
+/** Puts the GraphQL operation's type and name on the request's server span, for finding traces by operation. */
+export function operationSpanPlugin<TContext extends BaseContext>(): ApolloServerPlugin<TContext> {
+  return {
+    async requestDidStart() {
+      const span = provider ? trace.getActiveSpan() : undefined;
+      if (!span) return;
+      return {
+        async didResolveOperation({ operationName, operation }) {
+          if (operation) span.setAttribute('graphql.operation.type', operation.operation);
+          if (operationName) span.setAttribute('graphql.operation.name', operationName);
+        },
+      };
+    },
+  };
 }
