@@ -1,6 +1,9 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { request } from 'node:http';
-import { connect } from 'node:net';
+import { connect, createServer as createTcpServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -80,6 +83,50 @@ function slowRequest(port: number, body: string) {
   return { answer, started: startedPromise, finish: () => finish() };
 }
 
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createTcpServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Runs an entry point as `npm start` does, in development mode (where Apollo Server would install
+ * signal handlers of its own), and resolves once it answers /health.
+ */
+async function spawnService(entry: string, env: NodeJS.ProcessEnv) {
+  const port = await freePort();
+  const output: string[] = [];
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    cwd: root,
+    env: { PATH: process.env.PATH, NODE_ENV: 'development', LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout.on('data', (d: Buffer) => output.push(d.toString()));
+  child.stderr.on('data', (d: Buffer) => output.push(d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${entry} exited: ${output.join('')}`);
+    if (await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false)) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${entry} did not start: ${output.join('')}`);
+    }
+    await delay(200);
+  }
+  return { port, url: `http://127.0.0.1:${port}/graphql`, child, output, exited };
+}
+
+/** Resolves once nothing accepts connections on the port any more. */
+async function refusing(port: number): Promise<void> {
+  while ((await tryConnect(port)) !== 'ECONNREFUSED') await delay(10);
+}
+
 /** The expected answer for the i-th demo product. */
 const expected = (i: number) => {
   const p = shop.products[i]!;
@@ -87,13 +134,15 @@ const expected = (i: number) => {
 };
 
 describe('graceful shutdown', () => {
+  // Products behind a proxy that answers only when the test says so, so that requests are in flight when a stop begins.
   let proxy: Upstream;
+  beforeAll(async () => {
+    proxy = await startUpstream(productsSubgraph.url);
+  });
   afterAll(() => proxy?.close());
 
   it('router: finishes every request in flight, refuses new connections, closes WebSockets with 1001', async () => {
-    // Products answers only when the test says so, so that every request is in flight when the stop begins.
-    proxy = await startUpstream(productsSubgraph.url);
-    const router = await startRouter(await supergraphFile(proxy.url), { products: proxy.url, ticks: ticks.url });
+    const router = await startRouter(await supergraphFile(proxy.url), { products: proxy.url });
     const port = router.http.port;
 
     const closed = new Promise<{ code: number; reason: string }>((resolve) => {
@@ -114,9 +163,10 @@ describe('graceful shutdown', () => {
     while (tickState.open === 0) await delay(10);
 
     const clients = 200;
+    const before = proxy.arrivals.length;
     proxy.hold();
     const answers = Array.from({ length: clients }, (_, i) => graphql(router.url, PRODUCT, { p: shop.products[i]!.id }));
-    await proxy.arrived(clients);
+    await proxy.arrived(before + clients);
     // One more client is still sending its body when the stop begins.
     const slow = slowRequest(port, JSON.stringify({ query: PRODUCT, variables: { p: shop.products[clients]!.id } }));
     await slow.started;
@@ -137,6 +187,55 @@ describe('graceful shutdown', () => {
     await stopping;
     // The upstream subscription went with the client's.
     while (tickState.open > 0) await delay(10);
+  });
+
+  it('router process: SIGTERM answers the requests in flight in full, then exits 0', async () => {
+    proxy.release();
+    const service = await spawnService('router/src/main.ts', {
+      SUPERGRAPH_PATH: await supergraphFile(proxy.url),
+      PRODUCTS_SUBGRAPH_URL: proxy.url,
+      TICKS_SUBGRAPH_URL: ticks.url,
+    });
+    try {
+      const clients = 50;
+      const before = proxy.arrivals.length;
+      proxy.hold();
+      const answers = Array.from({ length: clients }, (_, i) => graphql(service.url, PRODUCT, { p: shop.products[i]!.id }));
+      await proxy.arrived(before + clients);
+      const slow = slowRequest(service.port, JSON.stringify({ query: PRODUCT, variables: { p: shop.products[clients]!.id } }));
+      await slow.started;
+
+      service.child.kill('SIGTERM');
+      await refusing(service.port);
+      slow.finish();
+      proxy.release();
+      expect(await slow.answer).toEqual({ status: 200, body: { data: expected(clients) } });
+      const results = await Promise.all(answers);
+      expect(results.filter((r) => r.status !== 200 || r.errors)).toEqual([]);
+      expect(results.map((r) => r.data)).toEqual(Array.from({ length: clients }, (_, i) => expected(i)));
+      expect(await service.exited).toBe(0);
+    } finally {
+      proxy.release();
+      service.child.kill('SIGKILL');
+    }
+  });
+
+  it('subgraph process: SIGTERM answers a request still arriving, then exits 0', async () => {
+    const service = await spawnService('subgraphs/products/src/main.ts', {
+      PRODUCTS_DATA_DIR: 'memory://',
+      SEED_DEMO_DATA: 'true',
+    });
+    try {
+      const slow = slowRequest(service.port, JSON.stringify({ query: PRODUCT, variables: { p: shop.products[3]!.id } }));
+      await slow.started;
+      service.child.kill('SIGTERM');
+      await refusing(service.port);
+      slow.finish();
+      expect(await slow.answer).toEqual({ status: 200, body: { data: expected(3) } });
+      expect(await service.exited).toBe(0);
+    } finally {
+      service.child.kill('SIGKILL');
+    }
   });
 
   it('subgraph: finishes every request in flight and refuses new connections', async () => {

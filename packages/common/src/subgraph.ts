@@ -87,6 +87,8 @@ export function createSubgraphServer<TContext extends BaseContext>(options: Subg
     hideSchemaDetailsFromClientErrors: options.production,
     includeStacktraceInErrorResponses: !options.production,
     formatError: formatError(options.production),
+    // runSubgraph stops gracefully on SIGTERM; Apollo's own handler would stop the server under in-flight requests.
+    stopOnTerminationSignals: false,
     // No Studio reporting from subgraphs, so no inline traces to compute.
     plugins: [
       ApolloServerPluginInlineTraceDisabled(),
