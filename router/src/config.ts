@@ -3,6 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, readBool, readInt, readOptional, readUrl, readServiceConfig, readString, type ServiceConfig } from '@shop/common';
 import type { OperationLimits } from './limits.js';
+import { readIdentitySecret, readJwtVerifierConfig } from '@shop/common';
+import type { RouterAuthConfig } from './auth.js';
 import type { ResilienceConfig } from './resilience.js';
 
 export interface RouterConfig extends ServiceConfig {
@@ -24,6 +26,13 @@ export interface RouterConfig extends ServiceConfig {
   limits: OperationLimits;
   /** Safelist mode: a persisted query manifest whose operations are the only ones the router runs. */
   safelistPath: string | undefined;
+  /** Access tokens (JWT_SECRET or JWT_JWKS_URL, JWT_ISSUER, JWT_AUDIENCE) and the identity key (IDENTITY_SECRET). */
+  auth: RouterAuthConfig;
+}
+
+function readRouterAuth(env: NodeJS.ProcessEnv): RouterAuthConfig {
+  const production = readString(env, 'NODE_ENV', 'development') === 'production';
+  return { jwt: readJwtVerifierConfig(env, production), identitySecret: readIdentitySecret(env, production) };
 }
 
 const DEFAULT_SUPERGRAPH = fileURLToPath(new URL('../../schema/supergraph.graphql', import.meta.url));
@@ -81,6 +90,7 @@ export function readRouterConfig(argv: string[] = process.argv.slice(2), env: No
       dedup: readBool(env, 'SUBGRAPH_DEDUP', true),
     },
     safelistPath: optionalPath(env, 'PERSISTED_QUERIES_SAFELIST'),
+    auth: readRouterAuth(env),
     redisUrl: readUrl(env, 'REDIS_URL', ['redis:', 'rediss:']),
     keyPrefix: readString(env, 'QUEUE_PREFIX', 'shop'),
     rateLimit: {

@@ -1,7 +1,7 @@
 import { Kind, parse, type DocumentNode } from 'graphql';
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import type { GatewayGraphQLResponse } from '@apollo/server-gateway-interface';
-import { REQUEST_ID_HEADER, injectTraceContext } from '@shop/common';
+import { IDENTITY_HEADER, REQUEST_ID_HEADER, injectTraceContext } from '@shop/common';
 import type { RouterContext } from './context.js';
 import { CircuitOpenError } from './resilience.js';
 
@@ -42,6 +42,9 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<RouterContext> {
 
   override willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<RouterContext>): void {
     if (context.requestId) request.http?.headers.set(REQUEST_ID_HEADER, context.requestId);
+    // The verified caller, signed for this subgraph only; anonymous requests carry none.
+    const identity = context.identityFor?.(this.name);
+    if (identity) request.http?.headers.set(IDENTITY_HEADER, identity);
     // Called inside the gateway's fetch span: the subgraph's server span becomes its child.
     if (request.http) injectTraceContext(request.http.headers);
   }

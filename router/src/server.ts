@@ -16,6 +16,7 @@ import { supergraphFromFile } from './supergraph-file.js';
 import { SubscriptionExecutor } from './subscriptions.js';
 import { costLimitPlugin, limitErrorFormatter, limitRules } from './limits.js';
 import { serveWebSockets, type WebSocketEndpoint } from './websocket.js';
+import { createAuthenticator } from './auth.js';
 import { SubgraphResilience } from './resilience.js';
 import { createHttpFetch } from './http-fetch.js';
 import { InFlightRequests } from './in-flight.js';
@@ -138,12 +139,18 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     redis && config.rateLimit.max > 0
       ? rateLimiter({ redis, keyPrefix: `${config.keyPrefix}:`, ...config.rateLimit, path: '/graphql', log })
       : async () => false;
+  const authenticate = createAuthenticator(config.auth, log);
   const serve = graphqlRequestListener(apollo, {
     log,
     corsOrigins: config.corsOrigins,
     bodyLimitBytes: config.bodyLimitBytes,
     routes: async (req, res) => (await probes(req, res)) || (await metricsRoute(req, res)) || (await limit(req, res)),
-    context: async ({ requestId, log: requestLog }) => ({ requestId, log: requestLog }),
+    // An invalid bearer token refuses the request (401 UNAUTHENTICATED); none is an anonymous caller.
+    context: async ({ req, requestId, log: requestLog }) => ({
+      requestId,
+      log: requestLog,
+      ...(await authenticate(req.headers.authorization)),
+    }),
   });
   const inFlight = new InFlightRequests();
   let websockets: WebSocketEndpoint | undefined;
@@ -167,6 +174,7 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
         schema: () => apiSchema,
         limits: config.limits,
         safelist,
+        authenticate,
         log,
       });
     },

@@ -117,7 +117,11 @@ export class SubscriptionExecutor {
         query: primary.operation,
         variables,
         ...(primary.operationName ? { operationName: primary.operationName } : {}),
-        extensions: { requestId: request.context.requestId },
+        // One upstream socket carries many subscribers, so each subscription names its own (signed) caller.
+        extensions: {
+          requestId: request.context.requestId,
+          ...(request.context.identityFor ? { identity: request.context.identityFor(primary.serviceName) } : {}),
+        },
       },
       {
         next: (event) => {

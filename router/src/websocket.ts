@@ -19,6 +19,7 @@ import type { RouterContext } from './context.js';
 import type { SubscriptionExecutor } from './subscriptions.js';
 import { checkCost, limitRules, tokenLimitError, type OperationLimits } from './limits.js';
 import type { Safelist } from './safelist.js';
+import type { Caller } from './auth.js';
 
 export interface WebSocketEndpoint {
   close(): Promise<void>;
@@ -38,6 +39,8 @@ export function serveWebSockets(options: {
   limits: OperationLimits;
   /** Safelist mode: only these operations run. */
   safelist?: Safelist;
+  /** Verifies `connectionParams.authorization` once per connection (absent: anonymous). */
+  authenticate?: (authorization: unknown) => Promise<Caller>;
   log: Logger;
 }): WebSocketEndpoint {
   const rules = [...specifiedRules, ...limitRules(options.limits)];
@@ -45,12 +48,21 @@ export function serveWebSockets(options: {
   // have another hash: the persisted-query safelist and the document cache key on it).
   const sources = new WeakMap<DocumentNode, string>();
   const wss = new WebSocketServer({ server: options.server, path: options.path });
-  const cleanup = useServer<Record<string, unknown>, { requestId: string }>(
+  const cleanup = useServer<Record<string, unknown>, { requestId: string; caller: Caller }>(
     {
-      onConnect: (ctx) => {
+      onConnect: async (ctx) => {
         // One id per connection, from the upgrade request's header when the client sent one.
         ctx.extra.requestId = requestIdOf(ctx.extra.request);
-        return true;
+        if (!options.authenticate) return true;
+        try {
+          ctx.extra.caller = await options.authenticate(ctx.connectionParams?.authorization);
+          return true;
+        } catch (error) {
+          if (!(error instanceof GraphQLError)) throw error;
+          // graphql-ws closes the socket with 4403 Forbidden: the client must log in again before reconnecting.
+          options.log.debug({ requestId: ctx.extra.requestId }, 'refused a WebSocket connection with an invalid token');
+          return false;
+        }
       },
       onSubscribe: (ctx, _id, payload) => {
         const schema = options.schema();
@@ -75,7 +87,7 @@ export function serveWebSockets(options: {
         if (tooCostly) return [tooCostly];
         sources.set(document, payload.query);
         const requestId = ctx.extra.requestId ?? randomUUID();
-        const contextValue: RouterContext = { requestId, log: options.log.child({ requestId }) };
+        const contextValue: RouterContext = { requestId, log: options.log.child({ requestId }), ...ctx.extra.caller };
         return {
           schema,
           document,

@@ -13,7 +13,8 @@ let other: Awaited<ReturnType<typeof startRouter>>;
 async function apq(url: string, withQuery: boolean) {
   const res = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    // The user's own token: `user(id)` is for that user and administrators.
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${await stack.token(shop.users[3]!.id)}` },
     body: JSON.stringify({
       ...(withQuery ? { query: QUERY } : {}),
       variables: { id: shop.users[3]!.id },

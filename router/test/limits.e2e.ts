@@ -32,6 +32,8 @@ const EXPENSIVE = /* GraphQL */ `
 `;
 
 let stack: Stack;
+/** Operations run as the administrator, who may read everything; the rules have auth.e2e.ts. */
+let admin: Record<string, string>;
 const clients: Client[] = [];
 
 /** SQL statements run so far by every subgraph: unchanged means no subgraph did any work. */
@@ -42,7 +44,7 @@ function statements(): number {
 /** Posts an operation the router must refuse, and checks that no subgraph was asked for anything. */
 async function refused(query: string, variables?: Record<string, unknown>) {
   const before = statements();
-  const res = await graphql(stack.url, query, variables);
+  const res = await graphql(stack.url, query, variables, admin);
   expect(res.data).toBeUndefined();
   expect(res.errors).toHaveLength(1);
   expect(statements()).toBe(before);
@@ -51,7 +53,13 @@ async function refused(query: string, variables?: Record<string, unknown>) {
 
 /** Subscribes over a real graphql-ws socket and resolves with the first thing the router answers. */
 function overWebSocket(query: string, variables: Record<string, unknown> = {}) {
-  const client = createClient({ url: stack.url.replace('http', 'ws'), webSocketImpl: WebSocket, lazy: true, retryAttempts: 0 });
+  const client = createClient({
+    url: stack.url.replace('http', 'ws'),
+    webSocketImpl: WebSocket,
+    lazy: true,
+    retryAttempts: 0,
+    connectionParams: { authorization: admin.authorization },
+  });
   clients.push(client);
   return new Promise<{ errors?: readonly { message: string; extensions?: Record<string, unknown> }[]; data?: unknown }>((resolve) => {
     const stop = client.subscribe(
@@ -70,6 +78,7 @@ function overWebSocket(query: string, variables: Record<string, unknown> = {}) {
 
 beforeAll(async () => {
   stack = await startStack();
+  admin = await stack.auth('admin');
   // Stopped relays stop polling, so every SQL statement counted is one an operation caused.
   for (const subgraph of Object.values(stack.subgraphs)) {
     await (subgraph.runtime as { relay?: OutboxRelay } | undefined)?.relay?.stop();
@@ -82,15 +91,15 @@ afterAll(async () => {
 
 describe('operation limits over HTTP', () => {
   it('let OrderDetails, a page of orders and the introspection query through', async () => {
-    const details = await graphql<{ order: { items: unknown[] } }>(stack.url, ORDER_DETAILS, { id: shop.orders[0]!.id });
+    const details = await graphql<{ order: { items: unknown[] } }>(stack.url, ORDER_DETAILS, { id: shop.orders[0]!.id }, admin);
     expect(details.errors).toBeUndefined();
     expect(details.data?.order.items).toHaveLength(10);
 
-    const page = await graphql<{ orders: { edges: unknown[] } }>(stack.url, EXPENSIVE, { n: 1 });
+    const page = await graphql<{ orders: { edges: unknown[] } }>(stack.url, EXPENSIVE, { n: 1 }, admin);
     expect(page.errors).toBeUndefined();
     expect(page.data?.orders.edges).toHaveLength(1);
 
-    const introspection = await graphql<{ __schema: { types: { name: string }[] } }>(stack.url, getIntrospectionQuery());
+    const introspection = await graphql<{ __schema: { types: { name: string }[] } }>(stack.url, getIntrospectionQuery(), undefined, admin);
     expect(introspection.errors).toBeUndefined();
     expect(introspection.data?.__schema.types.map((t) => t.name)).toContain('Order');
   });

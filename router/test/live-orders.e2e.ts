@@ -18,10 +18,18 @@ interface LiveOrder {
 }
 
 let stack: Stack;
+/** The administrator may follow and place anyone's orders; the per-customer rules have auth.e2e.ts. */
+let admin: Record<string, string>;
 const clients: Client[] = [];
 
 function wsClient(httpUrl: string): Client {
-  const client = createClient({ url: httpUrl.replace('http', 'ws'), webSocketImpl: WebSocket, lazy: true, retryAttempts: 0 });
+  const client = createClient({
+    url: httpUrl.replace('http', 'ws'),
+    webSocketImpl: WebSocket,
+    lazy: true,
+    retryAttempts: 0,
+    connectionParams: () => ({ authorization: admin.authorization }),
+  });
   clients.push(client);
   return client;
 }
@@ -56,6 +64,7 @@ const buyer = shop.users[5]!;
 
 beforeAll(async () => {
   stack = await startStack();
+  admin = await stack.auth('admin');
 });
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.dispose()));
@@ -70,7 +79,7 @@ describe('live order status through the router', () => {
 
     const placed = await graphql<{ placeOrder: { id: string; status: string } }>(stack.url, PLACE, {
       input: { userId: buyer.id, items: [{ productId: product.id, quantity: 2 }] },
-    });
+    }, admin);
     const placedAt = performance.now();
     expect(placed.errors).toBeUndefined();
     const id = placed.data!.placeOrder.id;
@@ -98,6 +107,7 @@ describe('live order status through the router', () => {
         stack.url,
         'query($u: ID!) { user(id: $u) { notifications(first: 20) { edges { node { kind subject text } } } } }',
         { u: buyer.id },
+        admin,
       );
       return res.data?.user.notifications.edges.map((e) => e.node).filter((n) => n.kind !== 'WELCOME') ?? [];
     };
@@ -137,7 +147,7 @@ describe('live order status through the router', () => {
       await expect.poll(() => runtime.events.listenerCount, { timeout: 5_000 }).toBe(1);
       const placed = await graphql<{ placeOrder: { id: string } }>(stack.url, PLACE, {
         input: { userId: other.id, items: [{ productId: product.id, quantity: 1 }] },
-      });
+      }, admin);
       expect(placed.errors).toBeUndefined();
       await expect.poll(() => updates.events.map((e) => e.order.status), { timeout: 5_000 }).toEqual(['PENDING', 'CONFIRMED']);
       expect(updates.events[1]!.order).toMatchObject({ id: placed.data!.placeOrder.id, user: { name: other.name } });

@@ -4,12 +4,13 @@ import { fileURLToPath } from 'node:url';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoShop, migrate } from '@shop/common';
+import { DEMO_CUSTOMER_PASSWORD, demoShop, migrate } from '@shop/common';
 import { createTestDatabase, createTestRedis, graphql, type TestDatabase, type TestRedis } from '@shop/common/testing';
 import { users } from '@shop/users';
 import { products } from '@shop/products';
 import { orders } from '@shop/orders';
 import { inventory } from '@shop/inventory';
+import { login } from './stack.js';
 
 /**
  * The scale-out shape for real: two router processes and two orders
@@ -26,6 +27,9 @@ const children: { name: string; child: ChildProcess; output: string[] }[] = [];
 let redis: TestRedis;
 let client: Client;
 const urls: Record<string, string> = {};
+/** The customer who places and follows an order, logged in through router A; router B checks the same token. */
+const buyer = shop.users[11]!;
+let authorization: string;
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -96,7 +100,14 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)('scale-out: separate processes',
       spawnService('router-a', 'router/src/main.ts', routerEnv(urls.ordersA!)),
       spawnService('router-b', 'router/src/main.ts', routerEnv(urls.ordersB!)),
     ]);
-    client = createClient({ url: urls.routerB!.replace('http', 'ws'), webSocketImpl: WebSocket, lazy: true, retryAttempts: 0 });
+    authorization = `Bearer ${await login(urls.routerA!, buyer.email, DEMO_CUSTOMER_PASSWORD)}`;
+    client = createClient({
+      url: urls.routerB!.replace('http', 'ws'),
+      webSocketImpl: WebSocket,
+      lazy: true,
+      retryAttempts: 0,
+      connectionParams: { authorization },
+    });
   }, 180_000);
 
   afterAll(async () => {
@@ -114,7 +125,6 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)('scale-out: separate processes',
   }, 60_000);
 
   it('a client on router B sees an order placed through router A, through Redis', async () => {
-    const buyer = shop.users[11]!;
     const product = shop.products.find((p) => p.stock > 50)!;
     const statuses: string[] = [];
     const names: string[] = [];
@@ -137,7 +147,8 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)('scale-out: separate processes',
     const placed = await graphql<{ placeOrder: { id: string } }>(
       urls.routerA!,
       'mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id } }',
-      { input: { userId: buyer.id, items: [{ productId: product.id, quantity: 1 }] } },
+      { input: { items: [{ productId: product.id, quantity: 1 }] } },
+      { authorization },
     );
     expect(placed.errors).toBeUndefined();
     await expect.poll(() => statuses, { timeout: 10_000 }).toEqual(['PENDING', 'CONFIRMED']);

@@ -12,6 +12,8 @@ const shop = demoShop();
 let dir: string;
 let file: string;
 let stack: Stack;
+/** Operations run as the administrator, who may read everything. */
+let admin: Record<string, string>;
 
 /** The supergraph without the inventory subgraph: stock does not exist yet. */
 async function supergraphWithoutInventory(): Promise<string> {
@@ -32,6 +34,7 @@ beforeAll(async () => {
   file = path.join(dir, 'supergraph.graphql');
   await writeFile(file, await supergraphWithoutInventory());
   stack = await startStack({ supergraphPath: file });
+  admin = await stack.auth('admin');
 });
 afterAll(async () => {
   await stack?.stop();
@@ -42,7 +45,7 @@ describe('router: supergraph reload', () => {
   it('picks up a changed supergraph file without a restart or a failed request', async () => {
     const product = shop.products[0]!;
     const stockQuery = `{ product(id: "${product.id}") { name stock } }`;
-    const before = await graphql(stack.url, stockQuery);
+    const before = await graphql(stack.url, stockQuery, undefined, admin);
     expect(before.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
 
     // Keep requests in flight across the swap; none of them may fail.
@@ -51,7 +54,7 @@ describe('router: supergraph reload', () => {
     let completed = 0;
     const load = Array.from({ length: 4 }, async () => {
       while (running) {
-        const res = await graphql(stack.url, `{ order(id: "${shop.orders[0]!.id}") { id items { product { name } } } }`);
+        const res = await graphql(stack.url, `{ order(id: "${shop.orders[0]!.id}") { id items { product { name } } } }`, undefined, admin);
         if (res.errors || res.status !== 200) failures.push(res.errors ?? res.status);
         completed++;
       }
@@ -63,10 +66,10 @@ describe('router: supergraph reload', () => {
     await rename(next, file);
 
     const deadline = Date.now() + 10_000;
-    let after = await graphql<{ product: { name: string; stock: number } }>(stack.url, stockQuery);
+    let after = await graphql<{ product: { name: string; stock: number } }>(stack.url, stockQuery, undefined, admin);
     while (after.errors && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
-      after = await graphql(stack.url, stockQuery);
+      after = await graphql(stack.url, stockQuery, undefined, admin);
     }
     running = false;
     await Promise.all(load);
@@ -80,7 +83,7 @@ describe('router: supergraph reload', () => {
   it('keeps serving the current schema when the new file does not parse', async () => {
     await writeFile(file, 'this is not a supergraph');
     await new Promise((r) => setTimeout(r, 500));
-    const res = await graphql(stack.url, `{ product(id: "${shop.products[1]!.id}") { stock } }`);
+    const res = await graphql(stack.url, `{ product(id: "${shop.products[1]!.id}") { stock } }`, undefined, admin);
     expect(res.errors).toBeUndefined();
   });
 });

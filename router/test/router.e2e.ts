@@ -46,9 +46,12 @@ interface OrderDetails {
 const shop = demoShop();
 const usersLog = captureLog('users');
 let stack: Stack;
+/** These tests read as the administrator, who may read everything; the rules have auth.e2e.ts. */
+let admin: Record<string, string>;
 
 beforeAll(async () => {
   stack = await startStack({ logs: { users: usersLog.log } });
+  admin = await stack.auth('admin');
   // These tests only read (or are refused before writing). The outbox relays poll their databases in the
   // background; stopped, every statement counted below is one the query itself caused.
   for (const subgraph of Object.values(stack.subgraphs)) {
@@ -60,7 +63,7 @@ afterAll(() => stack?.stop());
 describe('router: one request, four subgraphs', () => {
   it('answers OrderDetails with data from every subgraph', async () => {
     const demo = shop.orders[0]!;
-    const res = await graphql<OrderDetails>(stack.url, ORDER_DETAILS, { id: demo.id });
+    const res = await graphql<OrderDetails>(stack.url, ORDER_DETAILS, { id: demo.id }, admin);
     expect(res.errors).toBeUndefined();
     const order = res.data!.order!;
     const buyer = shop.users.find((u) => u.id === demo.userId)!;
@@ -99,6 +102,7 @@ describe('router: one request, four subgraphs', () => {
       stack.url,
       USER_ORDERS,
       { id: buyer.id },
+      admin,
     );
     expect(res.errors).toBeUndefined();
     const expected = shop.orders
@@ -116,7 +120,7 @@ describe('router: one request, four subgraphs', () => {
     const measure = async (n: number) => {
       const names = Object.keys(stack.subgraphs) as SubgraphName[];
       const before = Object.fromEntries(names.map((name) => [name, stack.subgraphs[name].db.statementCount]));
-      const res = await graphql<{ orders: { edges: unknown[] } }>(stack.url, query, { n });
+      const res = await graphql<{ orders: { edges: unknown[] } }>(stack.url, query, { n }, admin);
       expect(res.errors).toBeUndefined();
       expect(res.data?.orders.edges).toHaveLength(n);
       return Object.fromEntries(names.map((name) => [name, stack.subgraphs[name].db.statementCount - before[name]!]));
@@ -132,19 +136,19 @@ describe('router: one request, four subgraphs', () => {
   it('costs at most 4 SQL statements in all for OrderDetails', async () => {
     const dbs = Object.values(stack.subgraphs).map((s) => s.db);
     const before = dbs.reduce((sum, db) => sum + db.statementCount, 0);
-    const res = await graphql(stack.url, ORDER_DETAILS, { id: shop.orders[0]!.id });
+    const res = await graphql(stack.url, ORDER_DETAILS, { id: shop.orders[0]!.id }, admin);
     expect(res.errors).toBeUndefined();
     expect(dbs.reduce((sum, db) => sum + db.statementCount, 0) - before).toBeLessThanOrEqual(4);
   });
 
   it('takes the client request id, echoes it, and sends it to the subgraphs', async () => {
     const requestId = `test-${Date.now()}`;
-    const res = await graphql(stack.url, USER_ORDERS, { id: shop.users[1]!.id }, { 'x-request-id': requestId });
+    const res = await graphql(stack.url, USER_ORDERS, { id: shop.users[1]!.id }, { ...admin, 'x-request-id': requestId });
     expect(res.errors).toBeUndefined();
     expect(res.headers.get('x-request-id')).toBe(requestId);
     expect(usersLog.lines.some((line) => line.requestId === requestId)).toBe(true);
 
-    const generated = await graphql(stack.url, '{ __typename }');
+    const generated = await graphql(stack.url, '{ __typename }', undefined, admin);
     expect(generated.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
@@ -159,12 +163,12 @@ describe('router: bad input reaches the frontend as BAD_USER_INPUT', () => {
     ['a duplicate email', `mutation { createUser(input: { email: "${shop.users[0]!.email.toUpperCase()}", name: "Copy" }) { id } }`, 'input.email'],
     ['a zero restock quantity', `mutation { restock(productId: "${shop.products[0]!.id}", quantity: 0) { id } }`, 'quantity'],
   ])('refuses %s', async (_what, query, field) => {
-    const res = await graphql(stack.url, query);
+    const res = await graphql(stack.url, query, undefined, admin);
     expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
   });
 
   it('answers null, not an error, for an unknown id', async () => {
-    const res = await graphql(stack.url, '{ order(id: "00000000-0000-4000-8000-000000000000") { id } }');
+    const res = await graphql(stack.url, '{ order(id: "00000000-0000-4000-8000-000000000000") { id } }', undefined, admin);
     expect(res).toMatchObject({ data: { order: null } });
     expect(res.errors).toBeUndefined();
   });
@@ -205,8 +209,8 @@ describe('router: HTTP', () => {
     const ok = /graphql_operations_total\{operation="OrderDetails",type="query",outcome="ok"\} (\d+)/;
     const inventoryFetches = /subgraph_fetch_duration_seconds_count\{subgraph="inventory",outcome="ok"\} (\d+)/;
     const before = await scrape();
-    await graphql(stack.url, ORDER_DETAILS, { id: shop.orders[2]!.id });
-    await graphql(stack.url, ORDER_DETAILS, { id: shop.orders[3]!.id });
+    await graphql(stack.url, ORDER_DETAILS, { id: shop.orders[2]!.id }, admin);
+    await graphql(stack.url, ORDER_DETAILS, { id: shop.orders[3]!.id }, admin);
     const after = await scrape();
     expect(count(after, ok) - count(before, ok)).toBe(2);
     // One inventory fetch per OrderDetails: stock, inStock and shippingEstimate all come after the products

@@ -1,8 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { createLogger, listen, type Listening, type Logger } from '@shop/common';
-import { createTestRedis, startTestSubgraph, type TestRedis, type TestSubgraph } from '@shop/common/testing';
+import { DEMO_ADMIN, DEMO_CUSTOMER_PASSWORD, createLogger, demoShop, listen, type Listening, type Logger } from '@shop/common';
+import { createTestRedis, graphql, startTestSubgraph, type TestRedis, type TestSubgraph } from '@shop/common/testing';
 import { users } from '@shop/users';
 import { products } from '@shop/products';
 import { orders } from '@shop/orders';
@@ -35,7 +35,38 @@ export interface Stack {
   subgraphs: Record<SubgraphName, TestSubgraph>;
   router: Router;
   http: Listening;
+  /** An access token from the real `login` mutation through the router: the admin, or a demo customer by id. */
+  token(who: 'admin' | string): Promise<string>;
+  /** `{ authorization: 'Bearer …' }` for `token(who)`. */
+  auth(who: 'admin' | string): Promise<Record<string, string>>;
   stop(): Promise<void>;
+}
+
+/** Logs in through the router and returns the access token; throws with the errors when login fails. */
+export async function login(url: string, email: string, password: string): Promise<string> {
+  const result = await graphql<{ login: { token: string } }>(
+    url,
+    'mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }',
+    { e: email, p: password },
+  );
+  if (!result.data?.login) throw new Error(`login of ${email} failed: ${JSON.stringify(result.errors)}`);
+  return result.data.login.token;
+}
+
+/** Tokens by who, logged in once per stack (scrypt makes each login cost a fraction of a second). */
+export function tokenCache(url: string): Pick<Stack, 'token' | 'auth'> {
+  const tokens = new Map<string, Promise<string>>();
+  const token = (who: string) => {
+    let cached = tokens.get(who);
+    if (!cached) {
+      const email = who === 'admin' ? DEMO_ADMIN.email : demoShop().users.find((u) => u.id === who)?.email;
+      if (!email) throw new Error(`${who} is not a demo user`);
+      cached = login(url, email, who === 'admin' ? DEMO_ADMIN.password : DEMO_CUSTOMER_PASSWORD);
+      tokens.set(who, cached);
+    }
+    return cached;
+  };
+  return { token, auth: async (who) => ({ authorization: `Bearer ${await token(who)}` }) };
 }
 
 /** A router on a supergraph file, with subgraph URLs overridden, listening on a free loopback port. */
@@ -101,6 +132,7 @@ export async function startStack(
     subgraphs,
     router,
     http,
+    ...tokenCache(http.url),
     async stop() {
       await router.stop();
       await http.close();

@@ -6,12 +6,13 @@ import { composeServices } from '@apollo/composition';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, demoShop, listen, loadSchema, type Listening } from '@shop/common';
+import { DEMO_ADMIN, createLogger, demoShop, listen, loadSchema, type Listening } from '@shop/common';
 import { startTestSubgraph, type TestSubgraph } from '@shop/common/testing';
 import { users } from '@shop/users';
 import { readRouterConfig } from '../src/config.js';
 import { createRouter, type Router } from '../src/server.js';
 import { TICKS_SCHEMA, tickState, ticksSubgraph } from './fixtures/ticks.js';
+import { login } from './stack.js';
 
 const shop = demoShop();
 let dir: string;
@@ -58,7 +59,15 @@ beforeAll(async () => {
   router = await createRouter(readRouterConfig([], { SUPERGRAPH_PATH: file }), createLogger('router', 'silent'));
   http = await listen(router.listener, 0, '127.0.0.1');
   router.attachWebSockets(http.server);
-  client = createClient({ url: http.url.replace('http', 'ws'), webSocketImpl: WebSocket, lazy: true, retryAttempts: 0 });
+  // The events read users' emails, which only the user and administrators may.
+  const token = await login(http.url, DEMO_ADMIN.email, DEMO_ADMIN.password);
+  client = createClient({
+    url: http.url.replace('http', 'ws'),
+    webSocketImpl: WebSocket,
+    lazy: true,
+    retryAttempts: 0,
+    connectionParams: { authorization: `Bearer ${token}` },
+  });
 });
 afterAll(async () => {
   await client?.dispose();

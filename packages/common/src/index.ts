@@ -14,4 +14,8 @@ export * from './redis.js';
 export * from './events.js';
 export * from './push-stream.js';
 export * from './queues.js';
+export * from './identity.js';
+export * from './auth.js';
+export * from './password.js';
+export * from './jwt.js';
 export * from './telemetry.js';

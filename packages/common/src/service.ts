@@ -1,7 +1,10 @@
 import type { ApolloServer, BaseContext } from '@apollo/server';
 import { readBool, readOptional, readServiceConfig, readUrl, type ServiceConfig } from './config.js';
 import { defaultDataDir, migrate, openDatabase, type Database } from './db.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { unauthenticated } from './auth.js';
 import { graphqlRequestListener, listen, probeRoutes, type Listening, type ReadinessCheck, type RequestInfo } from './http.js';
+import { DEV_IDENTITY_SECRET, IDENTITY_HEADER, IdentityError, readIdentitySecret, verifyIdentity, type Identity } from './identity.js';
 import { createLogger, type Logger } from './logger.js';
 import { DEFAULT_REDIS_URL } from './redis.js';
 import { schemaOf } from './subgraph.js';
@@ -13,6 +16,13 @@ export interface SubgraphRuntime {
   stop(): Promise<void>;
   /** Readiness checks of what the runtime depends on (e.g. Redis), added to the subgraph's /ready. */
   readiness?: Record<string, ReadinessCheck>;
+  /** Extra HTTP routes (e.g. the JWKS of the users subgraph); return true when handled. */
+  routes?: (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
+}
+
+/** A request as a subgraph sees it: who the router (or a trusted service) says is calling, null when anonymous. */
+export interface SubgraphRequestInfo extends RequestInfo {
+  identity: Identity | null;
 }
 
 /** What a subgraph package supplies; the rest of its life cycle is shared. */
@@ -28,7 +38,7 @@ export interface SubgraphDefinition<TContext extends BaseContext, TRuntime exten
   /** Starts background work once the database is ready; reads its settings from env. */
   startRuntime?(db: Database, env: NodeJS.ProcessEnv, log: Logger): Promise<TRuntime>;
   /** The per-request context; `runtime` is what startRuntime returned, if the subgraph has one. */
-  createContext(db: Database, info: RequestInfo, runtime: TRuntime | undefined): TContext;
+  createContext(db: Database, info: SubgraphRequestInfo, runtime: TRuntime | undefined): TContext;
 }
 
 /** Redis and queue settings shared by the processes that use BullMQ or pub/sub. */
@@ -49,6 +59,8 @@ export interface SubgraphConfig extends ServiceConfig {
   databaseUrl: string | undefined;
   dataDir: string;
   seedDemoData: boolean;
+  /** Key of the identity header the router signs (IDENTITY_SECRET). */
+  identitySecret: string;
 }
 
 export function readSubgraphConfig(
@@ -63,6 +75,7 @@ export function readSubgraphConfig(
     databaseUrl: readUrl(env, `${prefix}_DATABASE_URL`, ['postgres:', 'postgresql:']),
     dataDir: readOptional(env, `${prefix}_DATA_DIR`) ?? defaultDataDir(name),
     seedDemoData: readBool(env, 'SEED_DEMO_DATA', !service.production),
+    identitySecret: readIdentitySecret(env, service.production),
   };
 }
 
@@ -98,17 +111,34 @@ export async function serveSubgraph<TContext extends BaseContext, TRuntime exten
     runtime?: TRuntime | undefined;
     corsOrigins?: string[];
     bodyLimitBytes?: number;
+    /** IDENTITY_SECRET; the public development key when absent. */
+    identitySecret?: string;
   },
 ): Promise<RunningSubgraph> {
   const apollo = definition.createServer(options.production);
   await apollo.start();
+  const secret = options.identitySecret ?? DEV_IDENTITY_SECRET;
+  // Every request's identity is checked: a forged, expired or misdirected one refuses the request.
+  const identify = (given: unknown, log: Logger): Identity | null => {
+    if (given === undefined || given === null) return null;
+    try {
+      if (typeof given !== 'string') throw new IdentityError('identity is not a string');
+      return verifyIdentity(given, definition.name, secret);
+    } catch (error) {
+      log.warn({ reason: (error as Error).message }, 'refused a request with an invalid identity');
+      throw unauthenticated('The caller identity is invalid or expired; call through the router.');
+    }
+  };
+  const routes = options.runtime?.routes;
+  const probes = probeRoutes({ database: () => db.query('SELECT 1'), ...options.runtime?.readiness });
   const http = await listen(
     graphqlRequestListener(apollo, {
       log: options.log,
       corsOrigins: options.corsOrigins ?? [],
       bodyLimitBytes: options.bodyLimitBytes ?? 1_000_000,
-      routes: probeRoutes({ database: () => db.query('SELECT 1'), ...options.runtime?.readiness }),
-      context: async (info) => definition.createContext(db, info, options.runtime),
+      routes: async (req, res) => (await probes(req, res)) || (routes ? await routes(req, res) : false),
+      context: async (info) =>
+        definition.createContext(db, { ...info, identity: identify(info.req.headers[IDENTITY_HEADER], info.log) }, options.runtime),
     }),
     options.port,
     options.host,
@@ -116,7 +146,10 @@ export async function serveSubgraph<TContext extends BaseContext, TRuntime exten
   const schema = schemaOf(apollo);
   const websockets =
     schema?.getSubscriptionType() &&
-    serveSubscriptions(http.server, schema, options.log, (info) => definition.createContext(db, info, options.runtime));
+    serveSubscriptions(http.server, schema, options.log, {
+      identify: (given, log) => identify(given, log),
+      context: (info) => definition.createContext(db, info, options.runtime),
+    });
   return {
     http,
     apollo: apollo as unknown as ApolloServer<BaseContext>,
@@ -171,17 +204,19 @@ export function main(name: string, run: () => Promise<void>): void {
   });
 }
 
-/** What every subgraph resolver receives: its database, per-request loaders, and the request's id and logger. */
+/** What every subgraph resolver receives: its database, per-request loaders, the request's id, logger and caller. */
 export interface SubgraphContext<TLoaders> {
   db: Database;
   loaders: TLoaders;
   requestId: string;
   log: Logger;
+  /** Who is calling, as signed by the router or a trusted service; null when anonymous. */
+  identity: Identity | null;
 }
 
 /** A context factory that builds fresh loaders for every request. */
 export function contextWithLoaders<TLoaders>(
   createLoaders: (db: Database) => TLoaders,
-): (db: Database, info: RequestInfo) => SubgraphContext<TLoaders> {
-  return (db, info) => ({ db, loaders: createLoaders(db), requestId: info.requestId, log: info.log });
+): (db: Database, info: SubgraphRequestInfo) => SubgraphContext<TLoaders> {
+  return (db, info) => ({ db, loaders: createLoaders(db), requestId: info.requestId, log: info.log, identity: info.identity });
 }

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import type { BaseContext } from '@apollo/server';
+import { DEMO_ADMIN } from './auth.js';
 import { migrate, openDatabase, type Database } from './db.js';
+import { DEV_IDENTITY_SECRET, IDENTITY_HEADER, signIdentity, type Identity } from './identity.js';
 import { createLogger, type Logger } from './logger.js';
 import { serveSubgraph, type RunningSubgraph, type SubgraphDefinition, type SubgraphRuntime } from './service.js';
 
@@ -55,8 +57,21 @@ export interface TestSubgraph extends RunningSubgraph {
   /** The subgraph's background work, when it has any. */
   runtime?: SubgraphRuntime | undefined;
   url: string;
+  /** Headers that make a request to this subgraph come from `identity`, signed as the router signs them. */
+  as(identity: Identity): Record<string, string>;
   /** Stops the server and drops its database. */
   close(): Promise<void>;
+}
+
+/** The seeded administrator, as an identity. */
+export const ADMIN: Identity = { sub: DEMO_ADMIN.id, role: 'ADMIN' };
+
+/** A customer identity for a user id. */
+export const customer = (userId: string): Identity => ({ sub: userId, role: 'CUSTOMER' });
+
+/** The identity header for a call to subgraph `audience`, signed with `secret` (the development key by default). */
+export function identityHeaders(audience: string, identity: Identity, secret = DEV_IDENTITY_SECRET): Record<string, string> {
+  return { [IDENTITY_HEADER]: signIdentity(identity, audience, secret) };
 }
 
 /** A subgraph on an ephemeral loopback port with its own migrated database. */
@@ -88,6 +103,7 @@ export async function startTestSubgraph<TContext extends BaseContext, TRuntime e
     db,
     runtime,
     url: running.http.url,
+    as: (identity) => identityHeaders(definition.name, identity),
     async close() {
       await running.stop();
       await runtime?.stop();
@@ -102,7 +118,10 @@ export interface GraphQLResponse<TData = Record<string, unknown>> {
   errors?: { message: string; path?: (string | number)[]; extensions?: Record<string, unknown> }[];
 }
 
-/** POSTs an operation as a frontend would and returns the parsed body. */
+/**
+ * POSTs an operation as a frontend would and returns the parsed body. `headers` may carry a bearer
+ * token (through the router) or a subgraph's `as(identity)` headers (straight to a subgraph).
+ */
 export async function graphql<TData = Record<string, unknown>>(
   url: string,
   query: string,

@@ -1,4 +1,4 @@
-import type { Database, RequestInfo, SubgraphContext } from '@shop/common';
+import type { Database, SubgraphContext, SubgraphRequestInfo } from '@shop/common';
 import { createLoaders, type Loaders } from './loaders.js';
 import type { InventoryRuntime } from './runtime.js';
 
@@ -7,6 +7,6 @@ export interface Context extends SubgraphContext<Loaders> {
   runtime: InventoryRuntime | undefined;
 }
 
-export function createContext(db: Database, info: RequestInfo, runtime: InventoryRuntime | undefined): Context {
-  return { db, loaders: createLoaders(db), requestId: info.requestId, log: info.log, runtime };
+export function createContext(db: Database, info: SubgraphRequestInfo, runtime: InventoryRuntime | undefined): Context {
+  return { db, loaders: createLoaders(db), requestId: info.requestId, log: info.log, identity: info.identity, runtime };
 }

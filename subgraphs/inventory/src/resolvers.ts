@@ -1,4 +1,4 @@
-import { badInput, isUuid, parseId } from '@shop/common';
+import { badInput, isUuid, parseId, requireAdmin } from '@shop/common';
 import { addStock } from './db.js';
 import type { Resolvers } from './generated/resolvers.js';
 import { shippingEstimate } from './shipping.js';
@@ -12,7 +12,9 @@ function isOutOfRange(error: unknown): boolean {
 
 export const resolvers: Resolvers = {
   Mutation: {
-    restock: async (_parent, { productId, quantity }, { db, loaders }) => {
+    restock: async (_parent, { productId, quantity }, context) => {
+      requireAdmin(context, 'restock products');
+      const { db, loaders } = context;
       const id = parseId('productId', productId);
       if (!Number.isInteger(quantity) || quantity < 1 || quantity > MAX_RESTOCK) {
         throw badInput('quantity', `must be between 1 and ${MAX_RESTOCK}, got ${quantity}`);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoShop } from '@shop/common';
 import {
+  ADMIN,
   countStatements,
   createTestRedis,
   graphql,
@@ -163,25 +164,25 @@ describe('inventory subgraph: restock', () => {
     expect(soldOut.stock).toBe(0);
     let res: GraphQLResponse = {};
     const statements = await countStatements(subgraph.db, async () => {
-      res = await graphql(subgraph.url, RESTOCK, { id: soldOut.id, q: 5 });
+      res = await graphql(subgraph.url, RESTOCK, { id: soldOut.id, q: 5 }, subgraph.as(ADMIN));
     });
     expect(res.errors).toBeUndefined();
     expect(res.data).toEqual({ restock: { id: soldOut.id, stock: 5, inStock: true, shippingEstimate: null } });
     expect(statements).toBe(1);
 
-    const again = await graphql(subgraph.url, RESTOCK, { id: soldOut.id.toUpperCase(), q: 7 });
+    const again = await graphql(subgraph.url, RESTOCK, { id: soldOut.id.toUpperCase(), q: 7 }, subgraph.as(ADMIN));
     expect(again.data).toEqual({ restock: { id: soldOut.id, stock: 12, inStock: true, shippingEstimate: null } });
     expect(await stockRow(soldOut.id)).toBe(12);
 
     const stocked = shop.products[0]!;
-    const more = await graphql(subgraph.url, RESTOCK, { id: stocked.id, q: 1_000_000 });
+    const more = await graphql(subgraph.url, RESTOCK, { id: stocked.id, q: 1_000_000 }, subgraph.as(ADMIN));
     expect(more.data).toMatchObject({ restock: { stock: stocked.stock + 1_000_000 } });
   });
 
   it('creates the stock row of a product inventory had no record of', async () => {
     const id = '11111111-1111-4111-8111-111111111111';
     expect(await stockRow(id)).toBeUndefined();
-    const res = await graphql(subgraph.url, RESTOCK, { id, q: 3 });
+    const res = await graphql(subgraph.url, RESTOCK, { id, q: 3 }, subgraph.as(ADMIN));
     expect(res.data).toEqual({ restock: { id, stock: 3, inStock: true, shippingEstimate: null } });
     expect(await stockRow(id)).toBe(3);
   });
@@ -193,7 +194,7 @@ describe('inventory subgraph: restock', () => {
     [{ id: 'not-a-uuid', q: 1 }, 'productId'],
   ])('refuses restock(%j) and writes nothing', async (variables, field) => {
     const before = await totals();
-    const res = await graphql(subgraph.url, RESTOCK, variables);
+    const res = await graphql(subgraph.url, RESTOCK, variables, subgraph.as(ADMIN));
     expect(res.data).toBeNull();
     expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
     expect(await totals()).toEqual(before);
@@ -202,7 +203,7 @@ describe('inventory subgraph: restock', () => {
   it('refuses a delivery that would overflow the stock column and keeps the old level', async () => {
     const id = shop.products[6]!.id;
     await subgraph.db.query('UPDATE stock SET available = 2147000000 WHERE product_id = $1', [id]);
-    const res = await graphql(subgraph.url, RESTOCK, { id, q: 1_000_000 });
+    const res = await graphql(subgraph.url, RESTOCK, { id, q: 1_000_000 }, subgraph.as(ADMIN));
     expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'quantity' });
     expect(await stockRow(id)).toBe(2_147_000_000);
   });

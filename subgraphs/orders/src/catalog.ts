@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GraphQLError } from 'graphql';
-import { REQUEST_ID_HEADER, type Logger } from '@shop/common';
+import { IDENTITY_HEADER, REQUEST_ID_HEADER, signIdentity, type Logger } from '@shop/common';
 
 /** A product as placing an order needs it: the name and the current price to capture. */
 export interface CatalogProduct {
@@ -35,6 +35,8 @@ export interface CatalogClientOptions {
   /** First pause between attempts; doubled after each. */
   backoffMs?: number;
   log: Logger;
+  /** IDENTITY_SECRET: look-ups are signed as the orders service, so the owners' rules let them through. */
+  identitySecret: string;
 }
 
 interface EntitiesBody {
@@ -114,7 +116,11 @@ export class CatalogClient {
       const signal = AbortSignal.timeout(this.options.timeoutMs);
       response = await fetch(url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', [REQUEST_ID_HEADER]: requestId },
+        headers: {
+          'content-type': 'application/json',
+          [REQUEST_ID_HEADER]: requestId,
+          [IDENTITY_HEADER]: signIdentity({ sub: 'orders', role: 'SERVICE' }, service, this.options.identitySecret),
+        },
         body,
         signal,
       });

@@ -1,4 +1,4 @@
-import { readInt, readQueueConfig, readUrl, type QueueConfig } from '@shop/common';
+import { readIdentitySecret, readInt, readQueueConfig, readString, readUrl, type QueueConfig } from '@shop/common';
 
 /** Settings of the orders runtime (saga worker, outbox relay, user and product look-ups), read once at start. */
 export interface OrdersConfig {
@@ -16,6 +16,8 @@ export interface OrdersConfig {
   /** Delivery attempts of a notification job, and the first pause between them (doubled each time). */
   notificationAttempts: number;
   notificationBackoffMs: number;
+  /** Signs the orders service's identity on its look-ups. */
+  identitySecret: string;
 }
 
 const HTTP = ['http:', 'https:'] as const;
@@ -31,5 +33,6 @@ export function readOrdersConfig(env: NodeJS.ProcessEnv): OrdersConfig {
     // The same variables and defaults as the users subgraph, the other producer of notifications.
     notificationAttempts: readInt(env, 'NOTIFICATION_ATTEMPTS', 5, 1, 100),
     notificationBackoffMs: readInt(env, 'NOTIFICATION_BACKOFF_MS', 1_000, 1, 3_600_000),
+    identitySecret: readIdentitySecret(env, readString(env, 'NODE_ENV', 'development') === 'production'),
   };
 }

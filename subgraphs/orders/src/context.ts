@@ -1,4 +1,4 @@
-import type { Database, RequestInfo, SubgraphContext } from '@shop/common';
+import type { Database, SubgraphContext, SubgraphRequestInfo } from '@shop/common';
 import { createLoaders, type Loaders } from './loaders.js';
 import type { OrdersRuntime } from './runtime.js';
 
@@ -7,6 +7,6 @@ export interface Context extends SubgraphContext<Loaders> {
   runtime: OrdersRuntime | undefined;
 }
 
-export function createContext(db: Database, info: RequestInfo, runtime: OrdersRuntime | undefined): Context {
-  return { db, loaders: createLoaders(db), requestId: info.requestId, log: info.log, runtime };
+export function createContext(db: Database, info: SubgraphRequestInfo, runtime: OrdersRuntime | undefined): Context {
+  return { db, loaders: createLoaders(db), requestId: info.requestId, log: info.log, identity: info.identity, runtime };
 }

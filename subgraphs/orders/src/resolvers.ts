@@ -1,4 +1,17 @@
-import { DateTimeScalar, badInput, decodeCursor, isUuid, pageSize, parseId, toConnection } from '@shop/common';
+import {
+  DateTimeScalar,
+  badInput,
+  decodeCursor,
+  forbidden,
+  isUuid,
+  mayActFor,
+  pageSize,
+  parseId,
+  requireAdmin,
+  requireSelfOrAdmin,
+  requireUser,
+  toConnection,
+} from '@shop/common';
 import type { Context } from './context.js';
 import type { OrderItemRow, OrderKeyset, OrderRow } from './db.js';
 import { listOrders } from './db.js';
@@ -22,6 +35,21 @@ const cursorOf = (order: OrderRow) => ({ k: order.createdAt.toISOString(), id: o
 
 const subtotalOf = (item: OrderItemRow) => item.unitPriceAmount * item.quantity;
 
+/** Throws FORBIDDEN unless the caller owns the order or is an administrator (anonymous: UNAUTHENTICATED). */
+export function requireOrderAccess(context: Context, order: OrderRow, what: string): void {
+  if (!mayActFor(requireUser(context), order.userId)) throw forbidden(`Only the order's customer or an administrator can ${what}.`);
+}
+
+/** Whom an order is placed for: the caller, or the user an administrator names. */
+function customerOf(context: Context, userId: string | null | undefined): string {
+  const identity = requireUser(context);
+  if (identity.role === 'SERVICE') throw forbidden('Orders are placed by customers or administrators.');
+  if (userId === null || userId === undefined) return identity.sub;
+  const id = parseId('input.userId', userId);
+  if (id !== identity.sub && identity.role !== 'ADMIN') throw forbidden('A customer can only place orders for themselves.');
+  return id;
+}
+
 /** Later reads of a changed order in the same request must see the change. */
 function primed(context: Context, order: OrderRow): OrderRow {
   context.loaders.order.clear(order.id).prime(order.id, order);
@@ -33,28 +61,54 @@ export const resolvers: Resolvers = {
   DateTime: DateTimeScalar,
   Subscription: subscriptionResolvers,
   Query: {
-    order: (_parent, { id }, { loaders }) => loaders.order.load(parseId('id', id)),
-    orders: async (_parent, { first, after, status, userId }, { db }) => {
+    order: async (_parent, { id }, context) => {
+      requireUser(context);
+      const order = await context.loaders.order.load(parseId('id', id));
+      if (order) requireOrderAccess(context, order, 'read it');
+      return order;
+    },
+    orders: async (_parent, { first, after, status, userId }, context) => {
+      const identity = requireUser(context);
       const limit = pageSize(first);
-      const rows = await listOrders(db, limit + 1, {
+      let owner = userId === null || userId === undefined ? undefined : parseId('userId', userId);
+      // A customer's list is their own orders, whether or not they name themselves.
+      if (identity.role === 'CUSTOMER') {
+        if (owner !== undefined && owner !== identity.sub) throw forbidden("A customer can only list their own orders.");
+        owner = identity.sub;
+      }
+      const rows = await listOrders(context.db, limit + 1, {
         after: orderCursor(after),
         status: status ?? undefined,
-        userId: userId === null || userId === undefined ? undefined : parseId('userId', userId),
+        userId: owner,
       });
       return toConnection(rows, limit, cursorOf);
     },
   },
   Mutation: {
-    placeOrder: async (_parent, { input }, context) =>
-      primed(context, await placeOrder(runtimeOf(context), input, context.requestId)),
-    cancelOrder: async (_parent, { id, reason }, context) =>
-      primed(context, await cancelOrder(runtimeOf(context), parseId('id', id), reason)),
-    updateOrderStatus: async (_parent, { id, status }, context) =>
-      primed(context, await updateOrderStatus(runtimeOf(context), parseId('id', id), status)),
+    placeOrder: async (_parent, { input }, context) => {
+      const userId = customerOf(context, input.userId);
+      return primed(context, await placeOrder(runtimeOf(context), { ...input, userId }, context.requestId));
+    },
+    cancelOrder: async (_parent, { id, reason }, context) => {
+      requireUser(context);
+      const orderId = parseId('id', id);
+      const order = await context.loaders.order.load(orderId);
+      // An unknown order is NOT_FOUND from the lifecycle, as before.
+      if (order) requireOrderAccess(context, order, 'cancel it');
+      return primed(context, await cancelOrder(runtimeOf(context), orderId, reason));
+    },
+    updateOrderStatus: async (_parent, { id, status }, context) => {
+      requireAdmin(context, 'change the status of an order');
+      return primed(context, await updateOrderStatus(runtimeOf(context), parseId('id', id), status));
+    },
   },
   Order: {
     // A malformed id in a representation cannot match a row: answer null rather than fail the batch.
-    __resolveReference: ({ id }, { loaders }) => (isUuid(id) ? loaders.order.load(id.toLowerCase()) : null),
+    // Only the owner, an administrator or a service may resolve an order by reference; others get null.
+    __resolveReference: async ({ id }, { loaders, identity }) => {
+      const order = isUuid(id) ? await loaders.order.load(id.toLowerCase()) : null;
+      return order && mayActFor(identity, order.userId) ? order : null;
+    },
     user: (order) => ({ id: order.userId }),
     total: (order) => ({
       amount: order.items.reduce((sum, item) => sum + subtotalOf(item), 0),
@@ -70,9 +124,10 @@ export const resolvers: Resolvers = {
   User: {
     // The users subgraph owns users; any well-formed id is one this subgraph can list orders for.
     __resolveReference: ({ id }) => (isUuid(id) ? { id: id.toLowerCase() } : null),
-    orders: async (user, { first, after, status }, { loaders }) => {
+    orders: async (user, { first, after, status }, context) => {
+      requireSelfOrAdmin(context, user.id, "read this user's orders");
       const limit = pageSize(first);
-      const rows = await loaders.userOrders.load({
+      const rows = await context.loaders.userOrders.load({
         userId: user.id,
         limit: limit + 1,
         after: orderCursor(after),

@@ -63,11 +63,12 @@ export async function startOrdersRuntime(db: Database, env: NodeJS.ProcessEnv, l
     timeoutMs: config.lookupTimeoutMs,
     retries: config.lookupRetries,
     log,
+    identitySecret: config.identitySecret,
   });
   const deps: LifecycleDeps = { db, prefix, relay };
 
   const consumer = createRedis(redisUrl, log, { blocking: true, name: 'orders-worker' });
-  const worker = new Worker(RESERVATION_RESULTS_QUEUE, withJobContext(reservationResultProcessor(deps)), {
+  const worker = new Worker(RESERVATION_RESULTS_QUEUE, withJobContext(reservationResultProcessor(deps), log), {
     connection: consumer,
     prefix,
     concurrency: config.workerConcurrency,

@@ -1,4 +1,4 @@
-import { PushStream, notFound, parseId, type PublishedEvent } from '@shop/common';
+import { PushStream, forbidden, mayActFor, notFound, parseId, requireSelfOrAdmin, requireUser, type PublishedEvent } from '@shop/common';
 import type { Context } from './context.js';
 import { ordersByIds, type OrderRow } from './db.js';
 import { orderEventsChannel, type OrderStatusEvent } from './messages.js';
@@ -58,12 +58,20 @@ export const subscriptionResolvers = {
   orderStatusChanged: {
     subscribe: (_parent: unknown, args: { orderId: string }, context: Context) => {
       const id = parseId('orderId', args.orderId);
-      return follow(context, 'orderStatusChanged', (event) => event.orderId === id, id);
+      const identity = requireUser(context);
+      // Checked before listening; an unknown order stays NOT_FOUND (from follow's first read).
+      return ordersByIds(context.db, [id]).then(([order]) => {
+        if (order && !mayActFor(identity, order.userId)) {
+          throw forbidden("Only the order's customer or an administrator can follow it.");
+        }
+        return follow(context, 'orderStatusChanged', (event) => event.orderId === id, id);
+      });
     },
   },
   orderUpdates: {
     subscribe: (_parent: unknown, args: { userId: string }, context: Context) => {
       const id = parseId('userId', args.userId);
+      requireSelfOrAdmin(context, id, "follow this user's orders");
       return follow(context, 'orderUpdates', (event) => event.userId === id);
     },
   },

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createLogger } from '@shop/common';
+import { DEV_IDENTITY_SECRET, createLogger } from '@shop/common';
 import { CatalogClient, ServiceUnavailableError } from '../src/catalog.js';
 
 /**
@@ -50,6 +50,7 @@ const client = (retries = 2, timeoutMs = 200) =>
     retries,
     backoffMs: 10,
     log: createLogger('catalog-test', 'silent'),
+    identitySecret: DEV_IDENTITY_SECRET,
   });
 
 describe('CatalogClient', () => {

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoShop, type DemoOrder } from '@shop/common';
 import {
+  ADMIN,
+  identityHeaders,
   countStatements,
   createTestRedis,
   graphql,
@@ -94,7 +96,7 @@ describe('orders subgraph', () => {
       res = await graphql(subgraph.url, `query($a: ID!, $b: ID!) { a: order(id: $a) { ${ORDER_FIELDS} } b: order(id: $b) { id } }`, {
         a: order.id.toUpperCase(),
         b: '00000000-0000-4000-8000-000000000000',
-      });
+      }, identityHeaders('orders', ADMIN));
     });
     expect(res?.errors).toBeUndefined();
     expect(res?.data).toEqual({ a: expected(order), b: null });
@@ -109,7 +111,7 @@ describe('orders subgraph', () => {
     [`{ orders(after: "${Buffer.from(JSON.stringify(['yesterday', 'x'])).toString('base64url')}") { edges { cursor } } }`, 'after'],
     ['{ orders(userId: "nobody") { edges { cursor } } }', 'userId'],
   ])('refuses %s with BAD_USER_INPUT naming the field', async (query, field) => {
-    const res = await graphql(subgraph.url, query);
+    const res = await graphql(subgraph.url, query, undefined, identityHeaders('orders', ADMIN));
     expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
     expect(res.errors?.[0]?.message).toMatch(new RegExp(`^${field}: `));
   });
@@ -117,7 +119,7 @@ describe('orders subgraph', () => {
   it('lists a page of orders with their items in one statement, newest first', async () => {
     let res: GraphQLResponse<{ orders: ConnectionJson<OrderJson> }> | undefined;
     const statements = await countStatements(subgraph.db, async () => {
-      res = await graphql(subgraph.url, `{ orders(first: 20) { edges { cursor node { ${ORDER_FIELDS} } } pageInfo { hasNextPage endCursor } } }`);
+      res = await graphql(subgraph.url, `{ orders(first: 20) { edges { cursor node { ${ORDER_FIELDS} } } pageInfo { hasNextPage endCursor } } }`, undefined, identityHeaders('orders', ADMIN));
     });
     expect(res?.errors).toBeUndefined();
     const page = res!.data!.orders;
@@ -131,7 +133,7 @@ describe('orders subgraph', () => {
     const seen: string[] = [];
     let after: string | null = null;
     for (let pages = 0; pages < 50; pages++) {
-      const res: GraphQLResponse<{ orders: ConnectionJson<{ id: string }> }> = await graphql(subgraph.url, query, { after });
+      const res: GraphQLResponse<{ orders: ConnectionJson<{ id: string }> }> = await graphql(subgraph.url, query, { after }, identityHeaders('orders', ADMIN));
       expect(res.errors).toBeUndefined();
       const page = res.data!.orders;
       seen.push(...ids(page));
@@ -158,6 +160,7 @@ describe('orders subgraph', () => {
           subgraph.url,
           query,
           { ...variables, after },
+          identityHeaders('orders', ADMIN),
         );
         expect(res.errors).toBeUndefined();
         const page = res.data!.orders;
@@ -174,7 +177,7 @@ describe('orders subgraph', () => {
   });
 
   it('answers first: 0 with an empty page that says more follow', async () => {
-    const res = await graphql<{ orders: ConnectionJson<{ id: string }> }>(subgraph.url, '{ orders(first: 0) { edges { node { id } } pageInfo { hasNextPage endCursor } } }');
+    const res = await graphql<{ orders: ConnectionJson<{ id: string }> }>(subgraph.url, '{ orders(first: 0) { edges { node { id } } pageInfo { hasNextPage endCursor } } }', undefined, identityHeaders('orders', ADMIN));
     expect(res.data?.orders).toEqual({ edges: [], pageInfo: { hasNextPage: true, endCursor: null } });
   });
 
@@ -183,7 +186,7 @@ describe('orders subgraph', () => {
     const reps = [...wanted.map((o) => ({ __typename: 'Order', id: o.id })), { __typename: 'Order', id: 'malformed' }];
     let res: GraphQLResponse<{ _entities: (OrderJson | null)[] }> | undefined;
     const statements = await countStatements(subgraph.db, async () => {
-      res = await graphql(subgraph.url, `query($r: [_Any!]!) { _entities(representations: $r) { ... on Order { ${ORDER_FIELDS} } } }`, { r: reps });
+      res = await graphql(subgraph.url, `query($r: [_Any!]!) { _entities(representations: $r) { ... on Order { ${ORDER_FIELDS} } } }`, { r: reps }, identityHeaders('orders', ADMIN));
     });
     expect(res?.errors).toBeUndefined();
     expect(res?.data?._entities).toEqual([...wanted.map(expected), null]);
@@ -193,7 +196,7 @@ describe('orders subgraph', () => {
   it('gives demo orders a status history that leads to their status, read for many orders in one statement', async () => {
     let res: GraphQLResponse<{ orders: ConnectionJson<{ id: string; status: string; statusReason: string | null; statusHistory: { status: string; at: string; reason: string | null }[] }> }> | undefined;
     const statements = await countStatements(subgraph.db, async () => {
-      res = await graphql(subgraph.url, '{ orders(first: 100) { edges { node { id status statusReason statusHistory { status at reason } } } } }');
+      res = await graphql(subgraph.url, '{ orders(first: 100) { edges { node { id status statusReason statusHistory { status at reason } } } } }', undefined, identityHeaders('orders', ADMIN));
     });
     expect(res?.errors).toBeUndefined();
     expect(statements).toBe(2);
@@ -234,7 +237,7 @@ describe('orders subgraph', () => {
     async function usersOrders(userIds: readonly string[], variables: Record<string, unknown>) {
       let res: GraphQLResponse<{ _entities: UserJson[] }> | undefined;
       const statements = await countStatements(subgraph.db, async () => {
-        res = await graphql(subgraph.url, query, { r: userIds.map((id) => ({ __typename: 'User', id })), ...variables });
+        res = await graphql(subgraph.url, query, { r: userIds.map((id) => ({ __typename: 'User', id })), ...variables }, identityHeaders('orders', ADMIN));
       });
       expect(res?.errors).toBeUndefined();
       return { users: res!.data!._entities, statements };
@@ -287,7 +290,7 @@ describe('orders subgraph', () => {
       [{ first: 101 }, 'first'],
       [{ after: 'not-a-cursor' }, 'after'],
     ])('refuses %j with BAD_USER_INPUT', async (variables, field) => {
-      const res = await graphql(subgraph.url, query, { r: [{ __typename: 'User', id: shop.users[0]!.id }], ...variables });
+      const res = await graphql(subgraph.url, query, { r: [{ __typename: 'User', id: shop.users[0]!.id }], ...variables }, identityHeaders('orders', ADMIN));
       expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
     });
   });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoShop } from '@shop/common';
-import { graphql } from '@shop/common/testing';
+import { ADMIN, identityHeaders, graphql } from '@shop/common/testing';
 import { placeOrder, rowCounts, startSagaStack, type SagaStack } from './stack.js';
 
 const shop = demoShop();
@@ -27,6 +27,7 @@ beforeAll(async () => {
         weightGrams: 900,
       },
     },
+    identityHeaders('products', ADMIN),
   );
   expect(res.errors).toBeUndefined();
   euroProduct = res.data!.createProduct.id;
@@ -43,6 +44,7 @@ beforeAll(async () => {
         weightGrams: 900,
       },
     },
+    identityHeaders('products', ADMIN),
   );
   expect(luxury.errors).toBeUndefined();
   luxuryProduct = luxury.data!.createProduct.id;
@@ -123,7 +125,7 @@ describe('placeOrder validation', () => {
     try {
       const res = await graphql(stack.orders.url, 'mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id } }', {
         input: { userId, items: [line(p(0))] },
-      }, { 'x-request-id': 'trace-123' });
+      }, { ...identityHeaders('orders', ADMIN), 'x-request-id': 'trace-123' });
       expect(res.errors).toBeUndefined();
     } finally {
       globalThis.fetch = original;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { createRedis, demoShop } from '@shop/common';
-import { graphql } from '@shop/common/testing';
+import { ADMIN, identityHeaders, graphql } from '@shop/common/testing';
 import {
   CANCEL_ORDER,
   UPDATE_STATUS,
@@ -172,7 +172,7 @@ describe('order saga', () => {
     const res = await graphql<{ cancelOrder: PlacedOrderJson }>(stack.orders.url, CANCEL_ORDER, {
       id: order.id,
       reason: '  Changed my mind ',
-    });
+    }, identityHeaders('orders', ADMIN));
     expect(res.errors).toBeUndefined();
     expect(res.data?.cancelOrder).toMatchObject({ status: 'CANCELLED', statusReason: 'Changed my mind' });
     expect(res.data?.cancelOrder.statusHistory.map(({ status, reason }) => [status, reason])).toEqual([
@@ -200,11 +200,11 @@ describe('order saga', () => {
     const order = await placed(4, [{ productId: p.id, quantity: 1 }]);
     expect((await settled(stack.orders.db, order.id)).status).toBe('CONFIRMED');
 
-    const refusedDelivery = await graphql(stack.orders.url, UPDATE_STATUS, { id: order.id, status: 'DELIVERED' });
+    const refusedDelivery = await graphql(stack.orders.url, UPDATE_STATUS, { id: order.id, status: 'DELIVERED' }, identityHeaders('orders', ADMIN));
     expect(refusedDelivery.errors?.[0]?.extensions).toMatchObject({ code: 'INVALID_TRANSITION', status: 'CONFIRMED' });
 
     for (const status of ['SHIPPED', 'DELIVERED']) {
-      const res = await graphql<{ updateOrderStatus: PlacedOrderJson }>(stack.orders.url, UPDATE_STATUS, { id: order.id, status });
+      const res = await graphql<{ updateOrderStatus: PlacedOrderJson }>(stack.orders.url, UPDATE_STATUS, { id: order.id, status }, identityHeaders('orders', ADMIN));
       expect(res.errors).toBeUndefined();
       expect(res.data?.updateOrderStatus.status).toBe(status);
     }
@@ -212,12 +212,12 @@ describe('order saga', () => {
     expect(now?.statusHistory.map((h) => h.status)).toEqual(['PENDING', 'CONFIRMED', 'SHIPPED', 'DELIVERED']);
 
     const before = await rowCounts(stack.orders.db);
-    const cancel = await graphql(stack.orders.url, CANCEL_ORDER, { id: order.id });
+    const cancel = await graphql(stack.orders.url, CANCEL_ORDER, { id: order.id }, identityHeaders('orders', ADMIN));
     expect(cancel.errors?.[0]?.extensions).toMatchObject({ code: 'INVALID_TRANSITION', status: 'DELIVERED', requested: 'CANCELLED' });
     expect(cancel.errors?.[0]?.message).toBe(
       `Order ${order.id} is DELIVERED; that is final: it can no longer change. It cannot become CANCELLED.`,
     );
-    const back = await graphql(stack.orders.url, UPDATE_STATUS, { id: order.id, status: 'SHIPPED' });
+    const back = await graphql(stack.orders.url, UPDATE_STATUS, { id: order.id, status: 'SHIPPED' }, identityHeaders('orders', ADMIN));
     expect(back.errors?.[0]?.extensions).toMatchObject({ code: 'INVALID_TRANSITION' });
     expect(await rowCounts(stack.orders.db)).toEqual(before);
     expect((await orderById(stack.orders.url, order.id))?.status).toBe('DELIVERED');
@@ -230,19 +230,19 @@ describe('order saga', () => {
       [UPDATE_STATUS, { id: unknown, status: 'SHIPPED' }],
       [UPDATE_STATUS, { id: unknown, status: 'CONFIRMED' }],
     ] as const) {
-      const res = await graphql(stack.orders.url, query, variables);
+      const res = await graphql(stack.orders.url, query, variables, identityHeaders('orders', ADMIN));
       expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'NOT_FOUND', id: unknown });
     }
-    const malformed = await graphql(stack.orders.url, CANCEL_ORDER, { id: 'order-1' });
+    const malformed = await graphql(stack.orders.url, CANCEL_ORDER, { id: 'order-1' }, identityHeaders('orders', ADMIN));
     expect(malformed.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'id' });
-    const tooLong = await graphql(stack.orders.url, CANCEL_ORDER, { id: unknown, reason: 'x'.repeat(501) });
+    const tooLong = await graphql(stack.orders.url, CANCEL_ORDER, { id: unknown, reason: 'x'.repeat(501) }, identityHeaders('orders', ADMIN));
     expect(tooLong.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'reason' });
 
     const p = product(9);
     await setStock(inventoryDb(), p.id, 0);
     const order = await placed(5, [{ productId: p.id, quantity: 1 }]);
     expect((await settled(stack.orders.db, order.id)).status).toBe('REJECTED');
-    const res = await graphql(stack.orders.url, CANCEL_ORDER, { id: order.id });
+    const res = await graphql(stack.orders.url, CANCEL_ORDER, { id: order.id }, identityHeaders('orders', ADMIN));
     expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'INVALID_TRANSITION', status: 'REJECTED' });
   });
 
@@ -262,7 +262,7 @@ describe('order saga', () => {
 
     // While it waits, a PENDING order can only be cancelled.
     for (const status of ['SHIPPED', 'DELIVERED', 'CONFIRMED']) {
-      const res = await graphql(stack.orders.url, UPDATE_STATUS, { id: order.id, status });
+      const res = await graphql(stack.orders.url, UPDATE_STATUS, { id: order.id, status }, identityHeaders('orders', ADMIN));
       expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'INVALID_TRANSITION', status: 'PENDING', requested: status });
       expect(res.errors?.[0]?.message).toMatch(/is PENDING; it can only be cancelled/);
     }
@@ -278,7 +278,7 @@ describe('order saga', () => {
     const relay = stack.orders.runtime!.relay;
     await relay.stop();
     const order = await placed(7, [{ productId: p.id, quantity: 2 }]);
-    const res = await graphql<{ cancelOrder: PlacedOrderJson }>(stack.orders.url, CANCEL_ORDER, { id: order.id });
+    const res = await graphql<{ cancelOrder: PlacedOrderJson }>(stack.orders.url, CANCEL_ORDER, { id: order.id }, identityHeaders('orders', ADMIN));
     expect(res.data?.cancelOrder.status).toBe('CANCELLED');
     relay.start();
     await expect.poll(async () => (await stack.orders.db.query('SELECT 1 FROM outbox WHERE relayed_at IS NULL')).length).toBe(0);
@@ -296,7 +296,7 @@ describe('order saga', () => {
     const relay = stack.orders.runtime!.relay;
     await relay.stop();
     const order = await placed(8, [{ productId: p.id, quantity: 2 }]);
-    await graphql(stack.orders.url, CANCEL_ORDER, { id: order.id });
+    await graphql(stack.orders.url, CANCEL_ORDER, { id: order.id }, identityHeaders('orders', ADMIN));
     const releases = () =>
       stack.orders.db.query(`SELECT 1 FROM outbox WHERE name = 'release' AND key = $1`, [`release-${order.id}`]);
     expect(await releases()).toHaveLength(1);

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'vitest';
 import { Queue } from 'bullmq';
 import { createLogger, createRedis, type Database } from '@shop/common';
-import { createTestRedis, graphql, startTestSubgraph, type TestRedis, type TestSubgraph } from '@shop/common/testing';
+import { ADMIN, identityHeaders, createTestRedis, graphql, startTestSubgraph, type TestRedis, type TestSubgraph } from '@shop/common/testing';
 import { users } from '@shop/users';
 import { products } from '@shop/products';
 import { inventory, type InventoryRuntime } from '@shop/inventory';
@@ -88,11 +88,11 @@ export const CANCEL_ORDER = `mutation($id: ID!, $reason: String) { cancelOrder(i
 export const UPDATE_STATUS = `mutation($id: ID!, $status: OrderStatus!) { updateOrderStatus(id: $id, status: $status) { ${ORDER_FIELDS} } }`;
 
 export async function placeOrder(url: string, userId: string, items: { productId: string; quantity: number }[]) {
-  return graphql<{ placeOrder: PlacedOrderJson }>(url, PLACE_ORDER, { input: { userId, items } });
+  return graphql<{ placeOrder: PlacedOrderJson }>(url, PLACE_ORDER, { input: { userId, items } }, identityHeaders('orders', ADMIN));
 }
 
 export async function orderById(url: string, id: string): Promise<PlacedOrderJson | null> {
-  const res = await graphql<{ order: PlacedOrderJson | null }>(url, `query($id: ID!) { order(id: $id) { ${ORDER_FIELDS} } }`, { id });
+  const res = await graphql<{ order: PlacedOrderJson | null }>(url, `query($id: ID!) { order(id: $id) { ${ORDER_FIELDS} } }`, { id }, identityHeaders('orders', ADMIN));
   expect(res.errors).toBeUndefined();
   return res.data!.order;
 }

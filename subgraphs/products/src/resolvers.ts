@@ -8,6 +8,7 @@ import {
   notFound,
   pageSize,
   parseId,
+  requireAdmin,
   toConnection,
 } from '@shop/common';
 import { insertProduct, listProducts, updateProduct, type ProductFields, type ProductListFilter } from './db.js';
@@ -113,7 +114,9 @@ export const resolvers: Resolvers = {
     },
   },
   Mutation: {
-    createProduct: async (_parent, { input }, { db }) => {
+    createProduct: async (_parent, { input }, context) => {
+      requireAdmin(context, 'add products');
+      const { db } = context;
       const fields: ProductFields = {
         sku: validSku(input.sku),
         name: validName(input.name),
@@ -124,7 +127,9 @@ export const resolvers: Resolvers = {
       };
       return guardSku(fields.sku, () => insertProduct(db, randomUUID(), fields));
     },
-    updateProduct: async (_parent, { id, input }, { db }) => {
+    updateProduct: async (_parent, { id, input }, context) => {
+      requireAdmin(context, 'change products');
+      const { db } = context;
       const productId = parseId('id', id);
       const changes = validChanges(input);
       const row = await guardSku(changes.sku, () => updateProduct(db, productId, changes));

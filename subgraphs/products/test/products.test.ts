@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoShop, type DemoProduct } from '@shop/common';
-import { countStatements, graphql, startTestSubgraph, type GraphQLResponse, type TestSubgraph } from '@shop/common/testing';
+import { ADMIN, countStatements, graphql, startTestSubgraph, type GraphQLResponse, type TestSubgraph } from '@shop/common/testing';
 import { products } from '../src/server.js';
 
 let subgraph: TestSubgraph;
@@ -210,7 +210,7 @@ describe('products subgraph: writing', () => {
     const before = await productCount();
     const res = await graphql<{ createProduct: Record<string, unknown> & { id: string } }>(subgraph.url, CREATE, {
       input: validInput({ name: '  Test Lamp ', category: 'Lighting' }),
-    });
+    }, subgraph.as(ADMIN));
     expect(res.errors).toBeUndefined();
     expect(res.data!.createProduct).toMatchObject({
       sku: 'TST-00001',
@@ -244,7 +244,7 @@ describe('products subgraph: writing', () => {
     [{ weightGrams: -1 }, 'input.weightGrams'],
   ])('refuses createProduct(%j) and writes nothing', async (overrides, field) => {
     const before = await productCount();
-    const res = await graphql(subgraph.url, CREATE, { input: validInput({ sku: 'TST-REFUSED', ...overrides }) });
+    const res = await graphql(subgraph.url, CREATE, { input: validInput({ sku: 'TST-REFUSED', ...overrides }) }, subgraph.as(ADMIN));
     expect(res.data).toBeNull();
     expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
     expect(await productCount()).toBe(before);
@@ -256,7 +256,7 @@ describe('products subgraph: writing', () => {
     const res = await graphql(subgraph.url, UPDATE, {
       id: p.id,
       input: { name: 'Renamed', price: { amount: 12_345, currency: 'GBP' }, description: null },
-    });
+    }, subgraph.as(ADMIN));
     expect(res.errors).toBeUndefined();
     expect(res.data).toEqual({
       updateProduct: {
@@ -269,7 +269,7 @@ describe('products subgraph: writing', () => {
         weightGrams: p.weightGrams,
       },
     });
-    const moved = await graphql(subgraph.url, UPDATE, { id: p.id, input: { sku: 'TST-MOVED', weightGrams: 7, category: 'Toys' } });
+    const moved = await graphql(subgraph.url, UPDATE, { id: p.id, input: { sku: 'TST-MOVED', weightGrams: 7, category: 'Toys' } }, subgraph.as(ADMIN));
     expect(moved.data).toMatchObject({ updateProduct: { sku: 'TST-MOVED', weightGrams: 7, category: 'toys', name: 'Renamed' } });
     const bySku = await graphql(subgraph.url, '{ old: product(sku: "' + p.sku + '") { id } new: product(sku: "TST-MOVED") { id } }');
     expect(bySku.data).toEqual({ old: null, new: { id: p.id } });
@@ -277,10 +277,10 @@ describe('products subgraph: writing', () => {
 
   it('answers NOT_FOUND for an unknown id and BAD_USER_INPUT for a malformed one', async () => {
     const before = await productCount();
-    const unknown = await graphql(subgraph.url, UPDATE, { id: '00000000-0000-4000-8000-000000000000', input: { name: 'X' } });
+    const unknown = await graphql(subgraph.url, UPDATE, { id: '00000000-0000-4000-8000-000000000000', input: { name: 'X' } }, subgraph.as(ADMIN));
     expect(unknown.data).toBeNull();
     expect(unknown.errors?.[0]?.extensions).toMatchObject({ code: 'NOT_FOUND' });
-    const malformed = await graphql(subgraph.url, UPDATE, { id: 'nope', input: { name: 'X' } });
+    const malformed = await graphql(subgraph.url, UPDATE, { id: 'nope', input: { name: 'X' } }, subgraph.as(ADMIN));
     expect(malformed.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'id' });
     expect(await productCount()).toBe(before);
   });
@@ -298,7 +298,7 @@ describe('products subgraph: writing', () => {
   ])('refuses updateProduct(%j) and changes nothing', async (input, field) => {
     const id = shop.products[2]!.id;
     const before = await productRow(id);
-    const res = await graphql(subgraph.url, UPDATE, { id, input });
+    const res = await graphql(subgraph.url, UPDATE, { id, input }, subgraph.as(ADMIN));
     expect(res.data).toBeNull();
     expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
     expect(await productRow(id)).toEqual(before);

@@ -1,14 +1,16 @@
-import { contextWithLoaders, type Database, type OutboxRelay, type RequestInfo, type SubgraphContext } from '@shop/common';
+import { contextWithLoaders, type Database, type OutboxRelay, type SubgraphContext, type SubgraphRequestInfo, type TokenIssuer } from '@shop/common';
 import { createLoaders, type Loaders } from './loaders.js';
 import type { UsersRuntime } from './runtime.js';
 
 export type Context = SubgraphContext<Loaders> & {
   /** Wakes the outbox relay after a commit that wrote outbox rows; undefined without a runtime. */
   outbox: Pick<OutboxRelay, 'wake'> | undefined;
+  /** Signs login tokens; undefined without a runtime. */
+  tokens: TokenIssuer | undefined;
 };
 
 const withLoaders = contextWithLoaders(createLoaders);
 
-export function createContext(db: Database, info: RequestInfo, runtime: UsersRuntime | undefined): Context {
-  return { ...withLoaders(db, info), outbox: runtime?.relay };
+export function createContext(db: Database, info: SubgraphRequestInfo, runtime: UsersRuntime | undefined): Context {
+  return { ...withLoaders(db, info), outbox: runtime?.relay, tokens: runtime?.tokens };
 }

@@ -8,9 +8,14 @@ export interface UserRow {
   email: string;
   name: string;
   createdAt: Date;
+  role: UserRole;
+  /** Set on the account createUser just made or login just proved: the caller may read it back without a token. */
+  openToCaller?: true;
 }
 
-const COLUMNS = 'id, email, name, created_at AS "createdAt"';
+export type UserRole = 'CUSTOMER' | 'ADMIN';
+
+const COLUMNS = 'id, email, name, created_at AS "createdAt", role';
 
 /** Users by id, in the order of `ids`, null where there is none: one statement. */
 export async function usersByIds(db: Queryable, ids: readonly string[]): Promise<(UserRow | null)[]> {
@@ -35,24 +40,62 @@ export async function listUsers(
   );
 }
 
-/** Inserts a user; the unique index on lower(email) refuses a duplicate. */
-export async function insertUser(db: Queryable, user: { id: string; email: string; name: string }): Promise<UserRow> {
+/** Inserts a customer; the unique index on lower(email) refuses a duplicate. */
+export async function insertUser(
+  db: Queryable,
+  user: { id: string; email: string; name: string; passwordHash: string | null },
+): Promise<UserRow> {
   const [row] = await db.query<UserRow>(
-    `INSERT INTO users (id, email, name) VALUES ($1, $2, $3) RETURNING ${COLUMNS}`,
-    [user.id, user.email, user.name],
+    `INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, $3, $4) RETURNING ${COLUMNS}`,
+    [user.id, user.email, user.name, user.passwordHash],
   );
   return row!;
 }
 
+/** A user to seed, with the hash of their password and their role. */
+export interface SeedUser {
+  id: string;
+  email: string;
+  name: string;
+  createdAt: Date;
+  passwordHash: string;
+  role: UserRole;
+}
+
 /** Inserts users that are not there yet, in one statement; returns how many were new. */
-export async function insertUsers(db: Queryable, users: readonly UserRow[]): Promise<number> {
+export async function insertUsers(db: Queryable, users: readonly SeedUser[]): Promise<number> {
   const rows = await db.query(
-    `INSERT INTO users (id, email, name, created_at)
-     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])
+    `INSERT INTO users (id, email, name, created_at, password_hash, role)
+     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[])
      ON CONFLICT DO NOTHING RETURNING id`,
-    [users.map((u) => u.id), users.map((u) => u.email), users.map((u) => u.name), users.map((u) => u.createdAt)],
+    [
+      users.map((u) => u.id),
+      users.map((u) => u.email),
+      users.map((u) => u.name),
+      users.map((u) => u.createdAt),
+      users.map((u) => u.passwordHash),
+      users.map((u) => u.role),
+    ],
   );
   return rows.length;
+}
+
+/** Ids of the seed users already present, so a repeated seed run skips hashing passwords. */
+export async function existingUserIds(db: Queryable, ids: readonly string[]): Promise<Set<string>> {
+  const rows = await db.query<{ id: string }>('SELECT id FROM users WHERE id = ANY($1::uuid[])', [ids]);
+  return new Set(rows.map((r) => r.id));
+}
+
+/** What login needs: the account with its password hash, by email (case-insensitive). */
+export async function credentialsByEmail(
+  db: Queryable,
+  email: string,
+): Promise<(UserRow & { passwordHash: string | null }) | null> {
+  const [row] = await db.query<UserRow & { passwordHash: string | null }>(
+    `SELECT ${COLUMNS}, password_hash AS "passwordHash" FROM users WHERE lower(email) = lower($1)`,
+    [email],
+  );
+  return row ?? null;
 }
 
 /** A recorded notification, as resolvers receive it. */

@@ -4,26 +4,38 @@ import {
   badInput,
   decodeCursor,
   enqueueOutbox,
+  hashPassword,
+  requireAdmin,
+  requireSelfOrAdmin,
+  requireUser,
+  unauthenticated,
+  verifyPassword,
   isUniqueViolation,
   isUuid,
   pageSize,
   parseId,
   toConnection,
 } from '@shop/common';
-import { insertUser, listUsers, type NotificationKeyset, type NotificationRow, type UserRow } from './db.js';
+import { credentialsByEmail, insertUser, listUsers, type NotificationKeyset, type NotificationRow, type UserRow } from './db.js';
 import type { Resolvers } from './generated/resolvers.js';
 import { welcomeMessage } from './notifications/jobs.js';
 
 // Deliberately simple: one @, no spaces, a dot in the domain. Real verification is a confirmation email.
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
-function validateNewUser(input: { email: string; name: string }): { email: string; name: string } {
+function validateNewUser(input: { email: string; name: string; password?: string | null }) {
   const email = input.email.trim().toLowerCase();
   const name = input.name.trim();
   if (email.length > 254 || !EMAIL.test(email)) throw badInput('input.email', `"${input.email}" is not a valid email address`);
   if (name.length < 1 || name.length > 100) throw badInput('input.name', 'must be 1 to 100 characters');
-  return { email, name };
+  const password = input.password ?? null;
+  if (password !== null && (password.length < 12 || password.length > 200)) {
+    throw badInput('input.password', 'must be 12 to 200 characters');
+  }
+  return { email, name, password };
 }
+
+const WRONG_CREDENTIALS = 'Email or password is incorrect.';
 
 /** Validates `after` of User.notifications: a cursor this field made holds a sentAt and an id. */
 function notificationCursor(after: string | null | undefined): NotificationKeyset | undefined {
@@ -41,8 +53,17 @@ const notificationCursorOf = (n: NotificationRow) => ({ k: n.sentAt.toISOString(
 export const resolvers: Resolvers = {
   DateTime: DateTimeScalar,
   Query: {
-    user: (_parent, { id }, { loaders }) => loaders.user.load(parseId('id', id)),
-    users: async (_parent, { first, after }, { db }) => {
+    me: (_parent, _args, { identity, loaders }) =>
+      identity && identity.role !== 'SERVICE' ? loaders.user.load(identity.sub) : null,
+    user: (_parent, { id }, context) => {
+      requireUser(context);
+      const userId = parseId('id', id);
+      requireSelfOrAdmin(context, userId, 'read this account');
+      return context.loaders.user.load(userId);
+    },
+    users: async (_parent, { first, after }, context) => {
+      requireAdmin(context, 'list users');
+      const { db } = context;
       const limit = pageSize(first);
       const cursor = decodeCursor(after);
       if (cursor && (typeof cursor.k !== 'string' || !isUuid(cursor.id))) {
@@ -54,12 +75,13 @@ export const resolvers: Resolvers = {
   },
   Mutation: {
     createUser: async (_parent, { input }, { db, outbox }) => {
-      const user = validateNewUser(input);
+      const { password, ...user } = validateNewUser(input);
+      const passwordHash = password === null ? null : await hashPassword(password);
       let created: UserRow;
       try {
         // The welcome job is committed with the account: it cannot be lost, nor sent for an account that is not.
         created = await db.transaction(async (tx) => {
-          const row = await insertUser(tx, { id: randomUUID(), ...user });
+          const row = await insertUser(tx, { id: randomUUID(), ...user, passwordHash });
           await enqueueOutbox(tx, [welcomeMessage(row.id)]);
           return row;
         });
@@ -68,13 +90,33 @@ export const resolvers: Resolvers = {
         throw error;
       }
       outbox?.wake();
-      return created;
+      return { ...created, openToCaller: true };
+    },
+    login: async (_parent, { email, password }, { db, tokens }) => {
+      if (!tokens) throw new Error('login needs the users runtime (token signing)');
+      const account = email.length <= 254 ? await credentialsByEmail(db, email.trim()) : null;
+      // An unknown email costs the same scrypt work as a wrong password, so timing does not tell them apart.
+      const ok = await verifyPassword(password, account?.passwordHash);
+      if (!account || !ok) throw unauthenticated(WRONG_CREDENTIALS);
+      const { passwordHash: _hash, ...user } = account;
+      const { token, expiresAt } = await tokens.issue(user.id, user.role);
+      return { token, expiresAt, user: { ...user, openToCaller: true as const } };
     },
   },
   User: {
     // A malformed id in a representation cannot match a row: answer null rather than fail the batch.
     __resolveReference: ({ id }, { loaders }) => (isUuid(id) ? loaders.user.load(id.toLowerCase()) : null),
-    notifications: async (user, { first, after }, { loaders }) => {
+    email: (user, _args, context) => {
+      if (!user.openToCaller) requireSelfOrAdmin(context, user.id, "read this account's email");
+      return user.email;
+    },
+    role: (user, _args, context) => {
+      if (!user.openToCaller) requireSelfOrAdmin(context, user.id, "read this account's role");
+      return user.role;
+    },
+    notifications: async (user, { first, after }, context) => {
+      requireSelfOrAdmin(context, user.id, "read this account's notifications");
+      const { loaders } = context;
       const limit = pageSize(first);
       const rows = await loaders.userNotifications.load({ userId: user.id, limit: limit + 1, after: notificationCursor(after) });
       return toConnection(rows, limit, notificationCursorOf);

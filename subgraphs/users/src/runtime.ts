@@ -1,5 +1,14 @@
 import { Queue } from 'bullmq';
-import { OutboxRelay, createRedis, type Database, type Logger, type SubgraphRuntime } from '@shop/common';
+import {
+  OutboxRelay,
+  TokenIssuer,
+  createRedis,
+  readJwtIssuerConfig,
+  readString,
+  type Database,
+  type Logger,
+  type SubgraphRuntime,
+} from '@shop/common';
 import { readNotificationProducerConfig } from './notifications/config.js';
 import { NOTIFICATIONS_QUEUE, notificationJobOptions } from './notifications/jobs.js';
 import { startNotificationWorker, type NotificationWorker } from './notifications/worker.js';
@@ -10,10 +19,16 @@ export interface UsersRuntime extends SubgraphRuntime {
   queue: Queue;
   /** Present when the worker runs in this process (NOTIFICATION_WORKER_IN_PROCESS, the default on PGlite). */
   worker: NotificationWorker | undefined;
+  /** Signs the access tokens `login` returns. */
+  tokens: TokenIssuer;
 }
+
+export const JWKS_PATH = '/.well-known/jwks.json';
 
 export async function startUsersRuntime(db: Database, env: NodeJS.ProcessEnv, log: Logger): Promise<UsersRuntime> {
   const config = readNotificationProducerConfig(env, db.kind === 'pglite');
+  // Before anything connects: a production start without a signing key fails here.
+  const tokens = await TokenIssuer.create(readJwtIssuerConfig(env, readString(env, 'NODE_ENV', 'development') === 'production'));
   const connection = createRedis(config.queue.redisUrl, log, { name: 'users-outbox' });
   const queue = new Queue(NOTIFICATIONS_QUEUE, {
     connection,
@@ -38,7 +53,16 @@ export async function startUsersRuntime(db: Database, env: NodeJS.ProcessEnv, lo
     relay,
     queue,
     worker,
+    tokens,
     readiness: { redis: () => connection.ping() },
+    // The public key the router verifies tokens with (no keys when tokens are HS256).
+    routes: (req, res) => {
+      if (req.method !== 'GET' || req.url !== JWKS_PATH) return false;
+      res.setHeader('content-type', 'application/json');
+      res.setHeader('cache-control', 'public, max-age=300');
+      res.end(JSON.stringify(tokens.jwks));
+      return true;
+    },
     async stop() {
       await worker?.close();
       await relay.stop();

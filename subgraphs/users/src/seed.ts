@@ -1,7 +1,28 @@
-import { demoShop, type Database } from '@shop/common';
-import { insertUsers } from './db.js';
+import { DEMO_ADMIN, DEMO_CUSTOMER_PASSWORD, demoShop, hashPassword, type Database } from '@shop/common';
+import { existingUserIds, insertUsers, type SeedUser } from './db.js';
 
-/** Loads the demo users; running it again inserts nothing. */
+/**
+ * Loads the demo users and the administrator; running it again inserts nothing. The demo customers all
+ * share one password, hashed once per run and reused (a salt per user would cost 100 scrypt hashes at
+ * every start): acceptable for public demo credentials only, never for real accounts.
+ */
 export async function seed(db: Database): Promise<{ inserted: number }> {
-  return { inserted: await insertUsers(db, demoShop().users) };
+  const customers = demoShop().users;
+  const present = await existingUserIds(db, [DEMO_ADMIN.id, ...customers.map((u) => u.id)]);
+  if (present.size === customers.length + 1) return { inserted: 0 };
+  const [adminHash, customerHash] = await Promise.all([hashPassword(DEMO_ADMIN.password), hashPassword(DEMO_CUSTOMER_PASSWORD)]);
+  const admin: SeedUser = {
+    id: DEMO_ADMIN.id,
+    email: DEMO_ADMIN.email,
+    name: DEMO_ADMIN.name,
+    // After every demo customer, so the first pages of `users` are the customers, as before.
+    createdAt: new Date(Math.max(...customers.map((u) => u.createdAt.getTime())) + 3_600_000),
+    passwordHash: adminHash,
+    role: 'ADMIN',
+  };
+  const rows: SeedUser[] = [
+    admin,
+    ...customers.map((u) => ({ ...u, passwordHash: customerHash, role: 'CUSTOMER' as const })),
+  ];
+  return { inserted: await insertUsers(db, rows.filter((u) => !present.has(u.id))) };
 }

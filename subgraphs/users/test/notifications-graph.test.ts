@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoShop } from '@shop/common';
 import {
+  ADMIN,
+  customer,
   countStatements,
   createTestRedis,
   graphql,
@@ -58,7 +60,7 @@ describe('User.notifications', () => {
     );
     const id = created.data!.createUser.id;
     const direct = async () =>
-      (await graphql<{ user: { notifications: NotificationPage } }>(subgraph.url, `query($id: ID!) { user(id: $id) { notifications { ${PAGE} } } }`, { id }))
+      (await graphql<{ user: { notifications: NotificationPage } }>(subgraph.url, `query($id: ID!) { user(id: $id) { notifications { ${PAGE} } } }`, { id }, subgraph.as(customer(id))))
         .data?.user.notifications.edges.map((e) => e.node);
     await expect.poll(direct, { timeout: 15_000, interval: 100 }).toHaveLength(1);
 
@@ -71,6 +73,7 @@ describe('User.notifications', () => {
       subgraph.url,
       `query($r: [_Any!]!) { _entities(representations: $r) { ... on User { notifications(first: 5) { ${PAGE} } } } }`,
       { r: [{ __typename: 'User', id }] },
+      subgraph.as(customer(id)),
     );
     expect(entities.errors).toBeUndefined();
     expect(entities.data?._entities[0]?.notifications.edges.map((e) => e.node)).toEqual([node]);
@@ -86,7 +89,7 @@ describe('User.notifications', () => {
     let after: string | null = null;
     let pages = 0;
     for (;;) {
-      const res = await graphql<{ user: { notifications: NotificationPage } }>(subgraph.url, query, { id: user.id, after });
+      const res = await graphql<{ user: { notifications: NotificationPage } }>(subgraph.url, query, { id: user.id, after }, subgraph.as(ADMIN));
       expect(res.errors).toBeUndefined();
       const page: NotificationPage = res.data!.user.notifications;
       seen.push(...page.edges.map((e) => e.node.id));
@@ -104,7 +107,7 @@ describe('User.notifications', () => {
   ])('refuses notifications(%s) with BAD_USER_INPUT', async (args, field) => {
     const res = await graphql(subgraph.url, `query($id: ID!) { user(id: $id) { notifications(${args}) { edges { cursor } } } }`, {
       id: shop.users[0]!.id,
-    });
+    }, subgraph.as(ADMIN));
     expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
   });
 
@@ -117,6 +120,7 @@ describe('User.notifications', () => {
         subgraph.url,
         `query($r: [_Any!]!) { _entities(representations: $r) { ... on User { id ${selection} } } }`,
         { r: reps },
+        subgraph.as(ADMIN),
       );
 
     const withoutNotifications = await countStatements(subgraph.db, () => run(''));

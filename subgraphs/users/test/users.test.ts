@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OUTBOX_TABLE_SQL, demoShop } from '@shop/common';
+import { DEMO_ADMIN, OUTBOX_TABLE_SQL, demoShop } from '@shop/common';
 import {
+  ADMIN,
   countStatements,
   createTestRedis,
   graphql,
@@ -40,7 +41,8 @@ describe('users subgraph', () => {
   it('seeds the demo users once, however often it runs', async () => {
     expect(await users.seed(subgraph.db)).toEqual({ inserted: 0 });
     const [row] = await subgraph.db.query<{ n: number }>('SELECT count(*)::int AS n FROM users');
-    expect(row?.n).toBe(shop.users.length);
+    // The demo customers and the administrator.
+    expect(row?.n).toBe(shop.users.length + 1);
   });
 
   it('finds a user by id and answers null for an unknown one', async () => {
@@ -48,7 +50,7 @@ describe('users subgraph', () => {
     const res = await graphql(subgraph.url, 'query($a: ID!, $b: ID!) { a: user(id: $a) { id name email createdAt } b: user(id: $b) { id } }', {
       a: known.id,
       b: '00000000-0000-4000-8000-000000000000',
-    });
+    }, subgraph.as(ADMIN));
     expect(res.errors).toBeUndefined();
     expect(res.data).toEqual({
       a: { id: known.id, name: known.name, email: known.email, createdAt: known.createdAt.toISOString() },
@@ -57,7 +59,7 @@ describe('users subgraph', () => {
   });
 
   it('refuses a malformed id with BAD_USER_INPUT naming the argument', async () => {
-    const res = await graphql(subgraph.url, '{ user(id: "42") { id } }');
+    const res = await graphql(subgraph.url, '{ user(id: "42") { id } }', undefined, subgraph.as(ADMIN));
     expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'id' });
     expect(res.errors?.[0]?.message).toMatch(/^id: /);
   });
@@ -67,14 +69,15 @@ describe('users subgraph', () => {
     const seen: string[] = [];
     let after: string | null = null;
     for (;;) {
-      const res: GraphQLResponse<{ users: UserPage }> = await graphql<{ users: UserPage }>(subgraph.url, query, { after });
+      const res: GraphQLResponse<{ users: UserPage }> = await graphql<{ users: UserPage }>(subgraph.url, query, { after }, subgraph.as(ADMIN));
       expect(res.errors).toBeUndefined();
       const page: UserPage = res.data!.users;
       seen.push(...page.edges.map((e) => e.node.id));
       if (!page.pageInfo.hasNextPage) break;
       after = page.pageInfo.endCursor;
     }
-    expect(seen).toEqual(shop.users.map((u) => u.id));
+    // The administrator was created after the demo customers.
+    expect(seen).toEqual([...shop.users.map((u) => u.id), DEMO_ADMIN.id]);
   });
 
   it.each([
@@ -82,7 +85,7 @@ describe('users subgraph', () => {
     ['first: 101', 'first'],
     ['after: "not-a-cursor"', 'after'],
   ])('refuses users(%s) with BAD_USER_INPUT', async (args, field) => {
-    const res = await graphql(subgraph.url, `{ users(${args}) { edges { cursor } } }`);
+    const res = await graphql(subgraph.url, `{ users(${args}) { edges { cursor } } }`, undefined, subgraph.as(ADMIN));
     expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
   });
 

@@ -52,7 +52,7 @@ export type Money = {
 
 export type Mutation = {
   __typename?: 'Mutation';
-  /** Adds received units to a product's stock and returns the product. Fails with BAD_USER_INPUT on a malformed id or a quantity outside 1 to 1000000. */
+  /** Adds received units to a product's stock and returns the product. Fails with BAD_USER_INPUT on a malformed id or a quantity outside 1 to 1000000. Administrators only (UNAUTHENTICATED without a login, FORBIDDEN for a customer). */
   restock: Product;
 };
 

@@ -97,7 +97,7 @@ export type User = {
   __typename?: 'User';
   /** Stable identifier (a UUID). */
   id: Scalars['ID']['output'];
-  /** The user's orders, newest first. `first` is 0 to 100 (default 20); `after` is a cursor from a previous page; `status` keeps only orders in that status. */
+  /** The user's orders, newest first. `first` is 0 to 100 (default 20); `after` is a cursor from a previous page; `status` keeps only orders in that status. Only the user and administrators can read them (FORBIDDEN otherwise). */
   orders: OrderConnection;
 };
 
@@ -147,8 +147,8 @@ export type Money = {
 
 /** What placing an order needs: who orders and what. */
 export type PlaceOrderInput = {
-  /** The customer placing the order; must be an existing user. */
-  userId: Scalars['ID']['input'];
+  /** The customer the order is for; must be an existing user. Defaults to the caller; only an administrator may name another user (FORBIDDEN otherwise). */
+  userId?: InputMaybe<Scalars['ID']['input']>;
   /** The products and quantities, 1 to 50 lines. Lines for the same product are merged into one, and the merged quantity must still be at most 1000. */
   items: Array<OrderLineInput>;
 };
@@ -169,17 +169,19 @@ export type Mutation = {
    * Fails with BAD_USER_INPUT (malformed id, 0 or more than 50 lines, a quantity outside 1 to 1000, mixed
    * currencies, a total above 2147483647 minor units), NOT_FOUND (unknown user or product; `extensions.field` names
    * which), or SERVICE_UNAVAILABLE when users or products cannot be reached. Nothing is written when it fails.
+   * Needs a login (UNAUTHENTICATED); places for the caller unless an administrator names `input.userId`.
    */
   placeOrder: Order;
   /**
    * Cancels a PENDING or CONFIRMED order and gives its reserved stock back. Fails with NOT_FOUND for an unknown
-   * order and INVALID_TRANSITION for an order in any other status.
+   * order and INVALID_TRANSITION for an order in any other status. Only the order's customer and administrators
+   * may cancel it (UNAUTHENTICATED without a login, FORBIDDEN for another customer).
    */
   cancelOrder: Order;
   /**
    * Moves a CONFIRMED order to SHIPPED and a SHIPPED order to DELIVERED. Any other change fails with
    * INVALID_TRANSITION (cancel with cancelOrder; confirmation and rejection come from the stock reservation),
-   * an unknown order with NOT_FOUND.
+   * an unknown order with NOT_FOUND. Administrators only (UNAUTHENTICATED without a login, FORBIDDEN for a customer).
    */
   updateOrderStatus: Order;
 };
@@ -203,9 +205,9 @@ export type MutationUpdateOrderStatusArgs = {
 
 export type Query = {
   __typename?: 'Query';
-  /** One order by id, or null when there is none. */
+  /** One order by id, or null when there is none. Only the order's customer and administrators may read it: UNAUTHENTICATED without a login, FORBIDDEN for another customer. */
   order?: Maybe<Order>;
-  /** All orders, newest first, optionally only those in one `status` or of one user (`userId`). `first` is 0 to 100 (default 20); `after` is a cursor from a previous page. */
+  /** Orders, newest first, optionally only those in one `status` or of one user (`userId`). `first` is 0 to 100 (default 20); `after` is a cursor from a previous page. Administrators see every order; a customer sees only their own (naming another `userId` is FORBIDDEN); UNAUTHENTICATED without a login. */
   orders: OrderConnection;
 };
 
@@ -227,10 +229,11 @@ export type Subscription = {
   __typename?: 'Subscription';
   /**
    * The order as it is now, then again after each status change, so a client that subscribes right after
-   * placeOrder cannot miss CONFIRMED or REJECTED. Fails with NOT_FOUND for an unknown order.
+   * placeOrder cannot miss CONFIRMED or REJECTED. Fails with NOT_FOUND for an unknown order. Only the order's
+   * customer and administrators may follow it (UNAUTHENTICATED without a login, FORBIDDEN for another customer).
    */
   orderStatusChanged: Order;
-  /** Every order of one user, each time one is placed or changes status. */
+  /** Every order of one user, each time one is placed or changes status. Only that user and administrators may follow them (UNAUTHENTICATED without a login, FORBIDDEN for another customer). */
   orderUpdates: Order;
 };
 

@@ -155,9 +155,9 @@ export type QueryProductsArgs = {
 
 export type Mutation = {
   __typename?: 'Mutation';
-  /** Adds a product to the catalog. Fails with BAD_USER_INPUT on invalid input or an SKU already in use. */
+  /** Adds a product to the catalog. Fails with BAD_USER_INPUT on invalid input or an SKU already in use. Administrators only (UNAUTHENTICATED without a login, FORBIDDEN for a customer). */
   createProduct: Product;
-  /** Changes a product. Fails with NOT_FOUND for an unknown id, BAD_USER_INPUT on invalid input or an SKU already in use. */
+  /** Changes a product. Fails with NOT_FOUND for an unknown id, BAD_USER_INPUT on invalid input or an SKU already in use. Administrators only (UNAUTHENTICATED without a login, FORBIDDEN for a customer). */
   updateProduct: Product;
 };
 

@@ -23,18 +23,27 @@ export type Scalars = {
   federation__ContextFieldValue: { input: unknown; output: unknown; }
 };
 
+/** What an account may do. Customers see and change only what is theirs; administrators manage the shop. */
+export type Role =
+  /** Places orders and reads their own account, orders and notifications. */
+  | 'CUSTOMER'
+  /** Reads every account and order, changes products, stock and order status. */
+  | 'ADMIN';
+
 /** A customer account. */
 export type User = {
   __typename?: 'User';
   /** Stable identifier (a UUID). */
   id: Scalars['ID']['output'];
-  /** Email address, unique regardless of letter case; stored in lower case. */
+  /** Email address, unique regardless of letter case; stored in lower case. Only the user and administrators can read it (FORBIDDEN otherwise). */
   email: Scalars['String']['output'];
   /** Display name. */
   name: Scalars['String']['output'];
   /** When the account was created. */
   createdAt: Scalars['DateTime']['output'];
-  /** Notifications sent to this user, newest first. `first` is 0 to 100 (default 20); `after` is a cursor from a previous page. */
+  /** What the account may do. Only the user and administrators can read it (FORBIDDEN otherwise). */
+  role: Role;
+  /** Notifications sent to this user, newest first. `first` is 0 to 100 (default 20); `after` is a cursor from a previous page. Only the user and administrators can read them (FORBIDDEN otherwise). */
   notifications: NotificationConnection;
 };
 
@@ -43,6 +52,17 @@ export type User = {
 export type UserNotificationsArgs = {
   first?: InputMaybe<Scalars['Int']['input']>;
   after?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A successful login: an access token to send as `Authorization: Bearer <token>`, and whose it is. */
+export type AuthPayload = {
+  __typename?: 'AuthPayload';
+  /** A signed JWT naming the user and their role. */
+  token: Scalars['String']['output'];
+  /** When the token stops being accepted; log in again after that. */
+  expiresAt: Scalars['DateTime']['output'];
+  /** The user who logged in. */
+  user: User;
 };
 
 /** What a notification is about. */
@@ -137,13 +157,17 @@ export type CreateUserInput = {
   email: Scalars['String']['input'];
   /** Display name, 1 to 100 characters. */
   name: Scalars['String']['input'];
+  /** Password for `login`, 12 to 200 characters. Without one the account cannot log in. */
+  password?: InputMaybe<Scalars['String']['input']>;
 };
 
 export type Query = {
   __typename?: 'Query';
-  /** One user by id, or null when there is none. */
+  /** The logged-in user, or null for an anonymous caller. */
+  me?: Maybe<User>;
+  /** One user by id, or null when there is none. Only that user and administrators may ask: UNAUTHENTICATED without a login, FORBIDDEN for another customer. */
   user?: Maybe<User>;
-  /** All users, oldest first. `first` is 0 to 100 (default 20); `after` is a cursor from a previous page. */
+  /** All users, oldest first. `first` is 0 to 100 (default 20); `after` is a cursor from a previous page. Administrators only: UNAUTHENTICATED without a login, FORBIDDEN for a customer. */
   users: UserConnection;
 };
 
@@ -160,13 +184,21 @@ export type QueryUsersArgs = {
 
 export type Mutation = {
   __typename?: 'Mutation';
-  /** Creates an account and sends it a welcome notification. Fails with BAD_USER_INPUT on an invalid or already used email. */
+  /** Creates a customer account (open to anyone: sign-up) and sends it a welcome notification. Fails with BAD_USER_INPUT on an invalid or already used email or a password of the wrong length. */
   createUser: User;
+  /** Checks an email and password and returns an access token. Fails with UNAUTHENTICATED "Email or password is incorrect." without saying which. */
+  login: AuthPayload;
 };
 
 
 export type MutationCreateUserArgs = {
   input: CreateUserInput;
+};
+
+
+export type MutationLoginArgs = {
+  email: Scalars['String']['input'];
+  password: Scalars['String']['input'];
 };
 
 export type Link__Purpose =
@@ -271,8 +303,10 @@ export type FederationReferenceTypes = ResolversObject<{
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = ResolversObject<{
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
+  Role: Role;
   User: ResolverTypeWrapper<UserRow>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
+  AuthPayload: ResolverTypeWrapper<Omit<AuthPayload, 'user'> & { user: ResolversTypes['User'] }>;
   NotificationKind: NotificationKind;
   NotificationTransport: NotificationTransport;
   Notification: ResolverTypeWrapper<Notification>;
@@ -300,6 +334,7 @@ export type ResolversParentTypes = ResolversObject<{
   DateTime: Scalars['DateTime']['output'];
   User: UserRow;
   ID: Scalars['ID']['output'];
+  AuthPayload: Omit<AuthPayload, 'user'> & { user: ResolversParentTypes['User'] };
   Notification: Notification;
   NotificationEdge: NotificationEdge;
   NotificationConnection: NotificationConnection;
@@ -440,7 +475,14 @@ export type UserResolvers<ContextType = Context, ParentType extends ResolversPar
   email?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  role?: Resolver<ResolversTypes['Role'], ParentType, ContextType>;
   notifications?: Resolver<ResolversTypes['NotificationConnection'], ParentType, ContextType, Partial<UserNotificationsArgs>>;
+}>;
+
+export type AuthPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['AuthPayload'] = ResolversParentTypes['AuthPayload']> = ResolversObject<{
+  token?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  expiresAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  user?: Resolver<ResolversTypes['User'], ParentType, ContextType>;
 }>;
 
 export type NotificationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Notification'] = ResolversParentTypes['Notification']> = ResolversObject<{
@@ -478,12 +520,14 @@ export type UserConnectionResolvers<ContextType = Context, ParentType extends Re
 }>;
 
 export type QueryResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = ResolversObject<{
+  me?: Resolver<Maybe<ResolversTypes['User']>, ParentType, ContextType>;
   user?: Resolver<Maybe<ResolversTypes['User']>, ParentType, ContextType, RequireFields<QueryUserArgs, 'id'>>;
   users?: Resolver<ResolversTypes['UserConnection'], ParentType, ContextType, Partial<QueryUsersArgs>>;
 }>;
 
 export type MutationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = ResolversObject<{
   createUser?: Resolver<ResolversTypes['User'], ParentType, ContextType, RequireFields<MutationCreateUserArgs, 'input'>>;
+  login?: Resolver<ResolversTypes['AuthPayload'], ParentType, ContextType, RequireFields<MutationLoginArgs, 'email' | 'password'>>;
 }>;
 
 export interface Link__ImportScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['link__Import'], any> {
@@ -509,6 +553,7 @@ export interface Federation__ContextFieldValueScalarConfig extends GraphQLScalar
 export type Resolvers<ContextType = Context> = ResolversObject<{
   DateTime?: GraphQLScalarType;
   User?: UserResolvers<ContextType>;
+  AuthPayload?: AuthPayloadResolvers<ContextType>;
   Notification?: NotificationResolvers<ContextType>;
   NotificationEdge?: NotificationEdgeResolvers<ContextType>;
   NotificationConnection?: NotificationConnectionResolvers<ContextType>;

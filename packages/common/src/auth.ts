@@ -1,0 +1,63 @@
+import { GraphQLError } from 'graphql';
+import type { Identity } from './identity.js';
+import { stableUuid } from './ids.js';
+
+/**
+ * Authorization rules, applied by the subgraph that owns the data. `identity` is what the router
+ * (or a trusted service) signed for this request; null for an anonymous caller.
+ */
+export interface Viewer {
+  identity: Identity | null;
+}
+
+export function unauthenticated(message = 'Log in to do this.'): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });
+}
+
+export function forbidden(message: string): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: 'FORBIDDEN' } });
+}
+
+/** The caller, or UNAUTHENTICATED. */
+export function requireUser(viewer: Viewer): Identity {
+  if (!viewer.identity) throw unauthenticated();
+  return viewer.identity;
+}
+
+export function isAdmin(identity: Identity | null): boolean {
+  return identity?.role === 'ADMIN';
+}
+
+/** An ADMIN, or UNAUTHENTICATED / FORBIDDEN. */
+export function requireAdmin(viewer: Viewer, action: string): Identity {
+  const identity = requireUser(viewer);
+  if (identity.role !== 'ADMIN') throw forbidden(`Only an administrator can ${action}.`);
+  return identity;
+}
+
+/**
+ * Whether the caller may read what belongs to `userId`: that user, an ADMIN, or another subgraph
+ * (SERVICE, which only the shared identity secret can sign).
+ */
+export function mayActFor(identity: Identity | null, userId: string): boolean {
+  if (!identity) return false;
+  return identity.role === 'ADMIN' || identity.role === 'SERVICE' || identity.sub === userId;
+}
+
+/** That user, an ADMIN or a service; otherwise UNAUTHENTICATED (anonymous) or FORBIDDEN. */
+export function requireSelfOrAdmin(viewer: Viewer, userId: string, what: string): Identity {
+  const identity = requireUser(viewer);
+  if (!mayActFor(identity, userId)) throw forbidden(`Only its owner or an administrator can ${what}.`);
+  return identity;
+}
+
+/** The demo data's administrator (seeded by the users subgraph; README shows the credentials). */
+export const DEMO_ADMIN = {
+  id: stableUuid('user:admin'),
+  email: 'admin@shop.example',
+  name: 'Shop Admin',
+  password: 'admin-demo-password',
+} as const;
+
+/** The password of every seeded demo customer. */
+export const DEMO_CUSTOMER_PASSWORD = 'customer-demo-password';

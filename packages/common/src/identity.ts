@@ -1,0 +1,88 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { ConfigError, readOptional } from './config.js';
+
+/**
+ * The identity the router (or a trusted service) vouches for on a subgraph call, in the
+ * `x-shop-identity` header or a subscription's `extensions.identity`: `<payload>.<signature>`,
+ * both base64url, the signature an HMAC-SHA256 of the payload under IDENTITY_SECRET.
+ * Subgraphs believe nothing else about who is calling.
+ */
+export const IDENTITY_HEADER = 'x-shop-identity';
+
+/** CUSTOMER and ADMIN come from logins; SERVICE is a subgraph calling another one (never in a user's token). */
+export type Role = 'CUSTOMER' | 'ADMIN' | 'SERVICE';
+export const ROLES: readonly Role[] = ['CUSTOMER', 'ADMIN', 'SERVICE'];
+
+export interface Identity {
+  /** The user's id, or the calling service's name for SERVICE. */
+  sub: string;
+  role: Role;
+}
+
+/** Lifetime of a signed identity: long enough for one request, short enough that a leaked header soon dies. */
+export const IDENTITY_TTL_SECONDS = 60;
+
+/** Used when IDENTITY_SECRET is unset outside production; public, so it protects nothing. */
+export const DEV_IDENTITY_SECRET = 'shop-dev-identity-secret-not-for-production';
+
+export class IdentityError extends Error {
+  override name = 'IdentityError';
+}
+
+interface Payload {
+  sub: string;
+  role: Role;
+  /** The subgraph the identity is for: a header sent to one subgraph is refused by the others. */
+  aud: string;
+  /** Expiry, in whole seconds since the epoch. */
+  exp: number;
+}
+
+const mac = (secret: string, data: string) => createHmac('sha256', secret).update(data).digest();
+
+/**
+ * Signs an identity for one subgraph. The expiry is in whole seconds, so identical calls in the
+ * same second carry identical headers.
+ */
+export function signIdentity(identity: Identity, audience: string, secret: string, nowMs = Date.now()): string {
+  const payload: Payload = {
+    sub: identity.sub,
+    role: identity.role,
+    aud: audience,
+    exp: Math.floor(nowMs / 1000) + IDENTITY_TTL_SECONDS,
+  };
+  const encoded = Buffer.from(JSON.stringify(payload)).toString('base64url');
+  return `${encoded}.${mac(secret, encoded).toString('base64url')}`;
+}
+
+/** Checks signature, audience and expiry; throws IdentityError naming what is wrong. */
+export function verifyIdentity(token: string, audience: string, secret: string, nowMs = Date.now()): Identity {
+  const [encoded, signature, extra] = token.split('.');
+  if (!encoded || !signature || extra !== undefined) throw new IdentityError('malformed identity');
+  const expected = mac(secret, encoded);
+  const given = Buffer.from(signature, 'base64url');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new IdentityError('bad identity signature');
+  let payload: Partial<Payload>;
+  try {
+    payload = JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8')) as Partial<Payload>;
+  } catch {
+    throw new IdentityError('malformed identity payload');
+  }
+  if (typeof payload.sub !== 'string' || !ROLES.includes(payload.role as Role) || typeof payload.exp !== 'number') {
+    throw new IdentityError('malformed identity payload');
+  }
+  if (payload.aud !== audience) throw new IdentityError(`identity is for ${String(payload.aud)}, not ${audience}`);
+  if (payload.exp * 1000 <= nowMs) throw new IdentityError('identity expired');
+  return { sub: payload.sub, role: payload.role as Role };
+}
+
+/** IDENTITY_SECRET: required in production (at least 32 characters), a public default otherwise. */
+export function readIdentitySecret(env: Readonly<Record<string, string | undefined>>, production: boolean): string {
+  const secret = readOptional(env, 'IDENTITY_SECRET');
+  if (secret === undefined) {
+    if (production) throw new ConfigError('IDENTITY_SECRET is required in production (the key router and subgraphs share)');
+    return DEV_IDENTITY_SECRET;
+  }
+  if (production && secret.length < 32) throw new ConfigError('IDENTITY_SECRET must be at least 32 characters');
+  return secret;
+}
