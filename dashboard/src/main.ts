@@ -1,5 +1,4 @@
-import { createServer } from 'node:http';
-import { createLogger, createRedis, main, readQueueConfig, readServiceConfig } from '@shop/common';
+import { createLogger, createRedis, listen, main, readQueueConfig, readServiceConfig } from '@shop/common';
 import { createDashboard } from './server.js';
 
 main('dashboard', async () => {
@@ -9,12 +8,11 @@ main('dashboard', async () => {
   const log = createLogger('dashboard', config.logLevel);
   const redis = createRedis(queues.redisUrl, log, { name: 'dashboard' });
   const dashboard = createDashboard(redis, queues.prefix);
-  const server = createServer(dashboard.app);
-  await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
-  log.info({ url: `http://${config.host}:${config.port}/queues` }, 'queue dashboard ready');
+  const http = await listen(dashboard.app, config.port, config.host, '/queues');
+  log.info({ url: http.url }, 'queue dashboard ready');
   const stop = async () => {
-    server.close();
-    server.closeAllConnections();
+    // Requests in progress (a page, a retry an operator clicked) finish before the queues close.
+    await http.close();
     await dashboard.close();
     redis.disconnect();
     process.exit(0);
