@@ -23,11 +23,17 @@ const PRODUCT = /* GraphQL */ `
 `;
 
 const shop = demoShop();
-const logs = { router: capture('router'), products: capture('products'), inventory: capture('inventory') };
+const logs = {
+  router: capture('router'),
+  users: capture('users'),
+  products: capture('products'),
+  orders: capture('orders'),
+  inventory: capture('inventory'),
+};
 let stack: Stack;
 
 beforeAll(async () => {
-  stack = await startStack({ logs: { router: logs.router.log, products: logs.products.log, inventory: logs.inventory.log } });
+  stack = await startStack({ logs: Object.fromEntries(Object.entries(logs).map(([name, { log }]) => [name, log])) });
 });
 afterAll(() => stack?.stop());
 
@@ -59,6 +65,7 @@ describe('structured logs through the router', () => {
     expect(during.products.map((line) => line.msg)).toContain('graphql request');
     expect(during.inventory.map((line) => line.msg)).toContain('graphql request');
     for (const [service, lines] of Object.entries(during)) {
+      if (service === 'users' || service === 'orders') continue;
       for (const line of lines) {
         expect({ service, line }).toMatchObject({ service, line: { requestId: 'logs-e2e-1', service } });
       }
@@ -77,7 +84,7 @@ describe('structured logs through the router', () => {
       expect(during.products.filter((line) => line.requestId === id)).toHaveLength(1);
       expect(during.inventory.filter((line) => line.requestId === id)).toHaveLength(1);
     }
-    for (const lines of Object.values(during)) for (const line of lines) expect(ids).toContain(line.requestId);
+    for (const lines of [during.router, during.products, during.inventory]) for (const line of lines) expect(ids).toContain(line.requestId);
   });
 
   it('gives a request without an id one of its own, echoed to the client and sent to the subgraphs', async () => {
@@ -87,9 +94,39 @@ describe('structured logs through the router', () => {
       echoed = res.headers.get('x-request-id');
     });
     expect(echoed).toMatch(/^[0-9a-f-]{36}$/);
-    for (const lines of Object.values(during)) {
+    for (const lines of [during.router, during.products, during.inventory]) {
       expect(lines.length).toBeGreaterThan(0);
       for (const line of lines) expect(line.requestId).toBe(echoed);
+    }
+  });
+
+  it('follows an order from the request that placed it through the saga jobs it caused', async () => {
+    const buyer = shop.users[3]!;
+    const product = shop.products[30]!;
+    const admin = await stack.auth('admin');
+    const during = await linesDuring(async () => {
+      const res = await graphql<{ placeOrder: { id: string } }>(
+        stack.url,
+        'mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id } }',
+        { input: { userId: buyer.id, items: [{ productId: product.id, quantity: 1 }] } },
+        { ...admin, 'x-request-id': 'logs-e2e-order' },
+      );
+      expect(res.errors).toBeUndefined();
+      // Inventory reserves (a job from orders' outbox), orders applies the result (a job from inventory's).
+      await expect
+        .poll(() => logs.orders.lines.some((line) => line.msg === 'job done' && line.queue === 'order-reservation-results' && line.requestId === 'logs-e2e-order'), {
+          timeout: 10_000,
+        })
+        .toBe(true);
+    });
+    const reserve = during.inventory.find((line) => line.msg === 'job done' && line.queue === 'inventory-reservations');
+    expect(reserve).toMatchObject({ requestId: 'logs-e2e-order', name: 'reserve', jobId: expect.stringMatching(/^reserve-/) });
+    // The look-ups orders made for the request, in the users and products subgraphs, carry its id too.
+    expect(during.users.filter((line) => line.requestId === 'logs-e2e-order').length).toBeGreaterThan(0);
+    expect(during.products.filter((line) => line.requestId === 'logs-e2e-order').length).toBeGreaterThan(0);
+    // Every job line names its job and queue.
+    for (const line of [...during.orders, ...during.inventory, ...during.users].filter((l) => l.msg === 'job done')) {
+      expect(line).toMatchObject({ jobId: expect.any(String), queue: expect.any(String) });
     }
   });
 });

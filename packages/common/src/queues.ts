@@ -45,8 +45,9 @@ export async function closeWorker(worker: Worker, connection: Redis): Promise<vo
 /**
  * Wraps a BullMQ processor so that every line logged while a job runs names the job and its queue, and
  * the request that queued it when the payload carries its `requestId`; with tracing on, each job is a span.
+ * With `log`, a finished job leaves a debug line (failures are the worker's `failed` listener's to log).
  */
-export function withJobContext<T>(processor: (job: Job) => Promise<T>): (job: Job) => Promise<T> {
+export function withJobContext<T>(processor: (job: Job) => Promise<T>, log?: Logger): (job: Job) => Promise<T> {
   return (job) => {
     const data: unknown = job.data;
     const requestId = typeof data === 'object' && data !== null ? (data as Record<string, unknown>).requestId : undefined;
@@ -55,34 +56,35 @@ export function withJobContext<T>(processor: (job: Job) => Promise<T>): (job: Jo
       ...(job.id ? { jobId: job.id } : {}),
       queue: job.queueName,
     };
-    return runWithLogContext(logContext, () => {
-      if (!tracingEnabled()) return processor(job);
-      const span = tracer().startSpan(
-        `process ${job.queueName}`,
-        {
-          kind: SpanKind.CONSUMER,
-          attributes: {
-            'messaging.system': 'bullmq',
-            'messaging.operation.type': 'process',
-            'messaging.destination.name': job.queueName,
-            ...(job.id ? { 'messaging.message.id': job.id } : {}),
-          },
-        },
-        ROOT_CONTEXT,
-      );
-      logContext.traceId = span.spanContext().traceId;
-      return context.with(trace.setSpan(ROOT_CONTEXT, span), () => processor(job)).then(
-        (value) => {
-          span.end();
-          return value;
-        },
-        (error: unknown) => {
-          span.recordException(error instanceof Error ? error : String(error));
-          span.setStatus({ code: SpanStatusCode.ERROR });
-          span.end();
-          throw error;
-        },
-      );
+    return runWithLogContext(logContext, async () => {
+      const started = performance.now();
+      const span = tracingEnabled()
+        ? tracer().startSpan(
+            `process ${job.queueName}`,
+            {
+              kind: SpanKind.CONSUMER,
+              attributes: {
+                'messaging.system': 'bullmq',
+                'messaging.operation.type': 'process',
+                'messaging.destination.name': job.queueName,
+                ...(job.id ? { 'messaging.message.id': job.id } : {}),
+              },
+            },
+            ROOT_CONTEXT,
+          )
+        : undefined;
+      if (span) logContext.traceId = span.spanContext().traceId;
+      try {
+        const value = await (span ? context.with(trace.setSpan(ROOT_CONTEXT, span), () => processor(job)) : processor(job));
+        log?.debug({ name: job.name, ms: Math.round((performance.now() - started) * 10) / 10 }, 'job done');
+        return value;
+      } catch (error) {
+        span?.recordException(error instanceof Error ? error : String(error));
+        span?.setStatus({ code: SpanStatusCode.ERROR });
+        throw error;
+      } finally {
+        span?.end();
+      }
     });
   };
 }

@@ -34,7 +34,7 @@ export async function startInventoryRuntime(db: Database, env: NodeJS.ProcessEnv
   relay.start();
 
   const consumer = createRedis(redisUrl, log, { blocking: true, name: 'inventory-worker' });
-  const worker = new Worker(RESERVATIONS_QUEUE, withJobContext(reservationProcessor(db, relay)), {
+  const worker = new Worker(RESERVATIONS_QUEUE, withJobContext(reservationProcessor(db, relay), log), {
     connection: consumer,
     prefix,
     concurrency: config.workerConcurrency,

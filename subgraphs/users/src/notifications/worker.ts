@@ -87,7 +87,7 @@ export async function startNotificationWorker(
   const transport = options.transport ?? ownTransport!;
   const connection = createRedis(config.queue.redisUrl, log, { blocking: true, name: 'notifications-worker' });
 
-  const worker = new Worker(NOTIFICATIONS_QUEUE, withJobContext(notificationProcessor(db, transport, config.smtpFrom)), {
+  const worker = new Worker(NOTIFICATIONS_QUEUE, withJobContext(notificationProcessor(db, transport, config.smtpFrom), log), {
     connection,
     prefix: config.queue.prefix,
     concurrency,
