@@ -208,7 +208,8 @@ export class SubgraphResilience {
       snapshot = await this.attempt(subgraph, url, init, signal, query ? this.config.retries : 0);
     } catch (error) {
       breaker.failed(probe);
-      throw error;
+      // Whichever fetch is used, a missed deadline surfaces as the deadline's own TimeoutError.
+      throw signal.aborted ? (signal.reason as Error) : error;
     }
     if (snapshot.status >= 500) breaker.failed(probe);
     else breaker.succeeded(probe);

@@ -2,6 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '@shop/common';
 import { CircuitOpenError, SubgraphResilience, type ResilienceConfig } from '../src/resilience.js';
+import { createHttpFetch } from '../src/http-fetch.js';
 import { startUpstream, type Upstream } from './upstream.js';
 
 const log = createLogger('resilience-test', 'silent');
@@ -51,195 +52,203 @@ afterEach(async () => {
   upstreams = [];
 });
 
-describe('circuit breaker', () => {
-  it('opens after consecutive failures, fails fast without calling, then lets one probe through and closes', async () => {
-    const target = await upstream();
-    const { counts, events } = counters();
-    const resilience = new SubgraphResilience(settings({ retries: 0 }), log, events);
-    const fetcher = resilience.fetcher('inventory');
+// The router's own fetch (node:http keep-alive) and Node's fetch (undici) fail in different ways; both must be classified alike.
+describe.each([
+  ['node:http fetch', createHttpFetch()],
+  ['undici fetch', fetch],
+])('with %s', (_name, fetchImpl) => {
+  const resilienceWith = (config: ResilienceConfig, events = {}) => new SubgraphResilience(config, log, events, fetchImpl);
 
-    target.mode = 'drop';
-    for (let i = 0; i < 3; i++) await expect(fetcher(target.url, post(QUERY))).rejects.toThrow();
-    expect(target.arrivals).toHaveLength(3);
-    expect(resilience.states()).toEqual({ inventory: 'open' });
-    expect(counts.opened).toBe(1);
+  describe('circuit breaker', () => {
+    it('opens after consecutive failures, fails fast without calling, then lets one probe through and closes', async () => {
+      const target = await upstream();
+      const { counts, events } = counters();
+      const resilience = resilienceWith(settings({ retries: 0 }), events);
+      const fetcher = resilience.fetcher('inventory');
 
-    // Open: refused at once, nothing reaches the subgraph.
-    for (let i = 0; i < 5; i++) await expect(fetcher(target.url, post(QUERY))).rejects.toBeInstanceOf(CircuitOpenError);
-    expect(target.arrivals).toHaveLength(3);
-    expect(counts.rejected).toBe(5);
+      target.mode = 'drop';
+      for (let i = 0; i < 3; i++) await expect(fetcher(target.url, post(QUERY))).rejects.toThrow();
+      expect(target.arrivals).toHaveLength(3);
+      expect(resilience.states()).toEqual({ inventory: 'open' });
+      expect(counts.opened).toBe(1);
 
-    // After the cooldown one probe goes out; the others keep failing fast while it is in flight.
-    target.mode = 'answer';
-    target.hold();
-    await delay(400);
-    const probe = fetcher(target.url, post(QUERY));
-    await target.arrived(4);
-    expect(resilience.states()).toEqual({ inventory: 'half-open' });
-    await expect(fetcher(target.url, post(ANONYMOUS_QUERY))).rejects.toBeInstanceOf(CircuitOpenError);
-    target.release();
-    expect(await (await probe).json()).toEqual(ANSWER);
-    expect(resilience.states()).toEqual({ inventory: 'closed' });
+      // Open: refused at once, nothing reaches the subgraph.
+      for (let i = 0; i < 5; i++) await expect(fetcher(target.url, post(QUERY))).rejects.toBeInstanceOf(CircuitOpenError);
+      expect(target.arrivals).toHaveLength(3);
+      expect(counts.rejected).toBe(5);
 
-    const after = await fetcher(target.url, post(QUERY));
-    expect(after.status).toBe(200);
-    expect(target.arrivals).toHaveLength(5);
+      // After the cooldown one probe goes out; the others keep failing fast while it is in flight.
+      target.mode = 'answer';
+      target.hold();
+      await delay(400);
+      const probe = fetcher(target.url, post(QUERY));
+      await target.arrived(4);
+      expect(resilience.states()).toEqual({ inventory: 'half-open' });
+      await expect(fetcher(target.url, post(ANONYMOUS_QUERY))).rejects.toBeInstanceOf(CircuitOpenError);
+      target.release();
+      expect(await (await probe).json()).toEqual(ANSWER);
+      expect(resilience.states()).toEqual({ inventory: 'closed' });
+
+      const after = await fetcher(target.url, post(QUERY));
+      expect(after.status).toBe(200);
+      expect(target.arrivals).toHaveLength(5);
+    });
+
+    it('opens again when the probe fails, and counts 5xx answers and timeouts as failures', async () => {
+      const target = await upstream();
+      const { counts, events } = counters();
+      const resilience = resilienceWith(settings({ retries: 0, timeoutsMs: { inventory: 150 } }), events);
+      const fetcher = resilience.fetcher('inventory');
+
+      target.mode = 'error';
+      expect((await fetcher(target.url, post(QUERY))).status).toBe(503);
+      expect((await fetcher(target.url, post(QUERY))).status).toBe(503);
+      target.mode = 'hang';
+      await expect(fetcher(target.url, post(QUERY))).rejects.toMatchObject({ name: 'TimeoutError' });
+      expect(resilience.states()).toEqual({ inventory: 'open' });
+
+      await delay(400);
+      target.mode = 'error';
+      expect((await fetcher(target.url, post(QUERY))).status).toBe(503);
+      expect(resilience.states()).toEqual({ inventory: 'open' });
+      expect(counts.opened).toBe(2);
+      await expect(fetcher(target.url, post(QUERY))).rejects.toBeInstanceOf(CircuitOpenError);
+      expect(target.arrivals).toHaveLength(4);
+    });
+
+    it('keeps subgraphs apart: one open breaker does not stop another subgraph', async () => {
+      const dead = await upstream();
+      const alive = await upstream();
+      dead.mode = 'drop';
+      const resilience = resilienceWith(settings({ retries: 0, breakerFailures: 1 }));
+      await expect(resilience.fetcher('inventory')(dead.url, post(QUERY))).rejects.toThrow();
+      expect((await resilience.fetcher('products')(alive.url, post(QUERY))).status).toBe(200);
+      expect(resilience.states()).toEqual({ inventory: 'open', products: 'closed' });
+    });
+
+    it('stays closed when turned off (0 failures)', async () => {
+      const target = await upstream();
+      target.mode = 'drop';
+      const resilience = resilienceWith(settings({ retries: 0, breakerFailures: 0 }));
+      for (let i = 0; i < 6; i++) await expect(resilience.fetcher('inventory')(target.url, post(QUERY))).rejects.toThrow();
+      expect(target.arrivals).toHaveLength(6);
+      expect(resilience.states()).toEqual({ inventory: 'closed' });
+    });
   });
 
-  it('opens again when the probe fails, and counts 5xx answers and timeouts as failures', async () => {
-    const target = await upstream();
-    const { counts, events } = counters();
-    const resilience = new SubgraphResilience(settings({ retries: 0, timeoutsMs: { inventory: 150 } }), log, events);
-    const fetcher = resilience.fetcher('inventory');
+  describe('retries', () => {
+    it('sends a query once more when its connection failed before any answer', async () => {
+      const target = await upstream();
+      const { counts, events } = counters();
+      const fetcher = resilienceWith(settings(), events).fetcher('inventory');
+      target.mode = 'drop';
+      const answered = fetcher(target.url, post(QUERY));
+      // The first attempt is cut; the retry finds the subgraph answering again.
+      await target.arrived(1);
+      target.mode = 'answer';
+      expect(await (await answered).json()).toEqual(ANSWER);
+      expect(target.arrivals).toHaveLength(2);
+      expect(counts.retried).toBe(1);
+    });
 
-    target.mode = 'error';
-    expect((await fetcher(target.url, post(QUERY))).status).toBe(503);
-    expect((await fetcher(target.url, post(QUERY))).status).toBe(503);
-    target.mode = 'hang';
-    await expect(fetcher(target.url, post(QUERY))).rejects.toMatchObject({ name: 'TimeoutError' });
-    expect(resilience.states()).toEqual({ inventory: 'open' });
+    it('retries a refused connection once, then gives up', async () => {
+      const target = await upstream();
+      const url = target.url;
+      await target.close();
+      upstreams = [];
+      const { counts, events } = counters();
+      const fetcher = resilienceWith(settings(), events).fetcher('inventory');
+      await expect(fetcher(url, post(QUERY))).rejects.toThrow();
+      expect(counts.retried).toBe(1);
+    });
 
-    await delay(400);
-    target.mode = 'error';
-    expect((await fetcher(target.url, post(QUERY))).status).toBe(503);
-    expect(resilience.states()).toEqual({ inventory: 'open' });
-    expect(counts.opened).toBe(2);
-    await expect(fetcher(target.url, post(QUERY))).rejects.toBeInstanceOf(CircuitOpenError);
-    expect(target.arrivals).toHaveLength(4);
+    it('never sends a mutation twice', async () => {
+      const target = await upstream();
+      const { counts, events } = counters();
+      const fetcher = resilienceWith(settings({ retries: 3 }), events).fetcher('inventory');
+      target.mode = 'drop';
+      await expect(fetcher(target.url, post(MUTATION))).rejects.toThrow();
+      expect(target.arrivals).toHaveLength(1);
+      expect(counts.retried).toBe(0);
+    });
+
+    it('does not retry a 5xx answer or a timeout: the subgraph may have done the work', async () => {
+      const target = await upstream();
+      const fetcher = resilienceWith(settings({ timeoutMs: 150 })).fetcher('inventory');
+      target.mode = 'error';
+      expect((await fetcher(target.url, post(QUERY))).status).toBe(503);
+      target.mode = 'hang';
+      await expect(fetcher(target.url, post(QUERY))).rejects.toMatchObject({ name: 'TimeoutError' });
+      expect(target.arrivals).toHaveLength(2);
+    });
   });
 
-  it('keeps subgraphs apart: one open breaker does not stop another subgraph', async () => {
-    const dead = await upstream();
-    const alive = await upstream();
-    dead.mode = 'drop';
-    const resilience = new SubgraphResilience(settings({ retries: 0, breakerFailures: 1 }), log);
-    await expect(resilience.fetcher('inventory')(dead.url, post(QUERY))).rejects.toThrow();
-    expect((await resilience.fetcher('products')(alive.url, post(QUERY))).status).toBe(200);
-    expect(resilience.states()).toEqual({ inventory: 'open', products: 'closed' });
+  describe('deadlines', () => {
+    it('applies a subgraph its own deadline and the default to the others', async () => {
+      const target = await upstream();
+      target.mode = 'hang';
+      const resilience = resilienceWith(settings({ timeoutMs: 10_000, timeoutsMs: { inventory: 100 } }));
+      let productsSettled = false;
+      const products = resilience.fetcher('products')(target.url, post(QUERY)).finally(() => (productsSettled = true));
+      await expect(resilience.fetcher('inventory')(target.url, post(QUERY))).rejects.toMatchObject({ name: 'TimeoutError' });
+      expect(productsSettled).toBe(false);
+      // Cut while waiting for an answer: the query is sent again and answered.
+      target.mode = 'answer';
+      target.cutConnections();
+      expect((await products).status).toBe(200);
+    });
   });
 
-  it('stays closed when turned off (0 failures)', async () => {
-    const target = await upstream();
-    target.mode = 'drop';
-    const resilience = new SubgraphResilience(settings({ retries: 0, breakerFailures: 0 }), log);
-    for (let i = 0; i < 6; i++) await expect(resilience.fetcher('inventory')(target.url, post(QUERY))).rejects.toThrow();
-    expect(target.arrivals).toHaveLength(6);
-    expect(resilience.states()).toEqual({ inventory: 'closed' });
-  });
-});
+  describe('deduplication', () => {
+    it('sends identical queries in flight once and gives every caller the whole answer', async () => {
+      const target = await upstream();
+      const { counts, events } = counters();
+      const fetcher = resilienceWith(settings(), events).fetcher('inventory');
+      target.hold();
+      const headers = { authorization: 'Bearer a', 'x-request-id': 'differs-per-request' };
+      const responses = Array.from({ length: 8 }, (_, i) => fetcher(target.url, post(QUERY, { ...headers, 'x-request-id': `r${i}` })));
+      await target.arrived(1);
+      expect(counts.deduplicated).toBe(7);
+      target.release();
+      const bodies = await Promise.all(responses.map(async (r) => (await r).json()));
+      expect(bodies).toEqual(Array.from({ length: 8 }, () => ANSWER));
+      expect(target.arrivals).toHaveLength(1);
 
-describe('retries', () => {
-  it('sends a query once more when its connection failed before any answer', async () => {
-    const target = await upstream();
-    const { counts, events } = counters();
-    const fetcher = new SubgraphResilience(settings(), log, events).fetcher('inventory');
-    target.mode = 'drop';
-    const answered = fetcher(target.url, post(QUERY));
-    // The first attempt is cut; the retry finds the subgraph answering again.
-    await target.arrived(1);
-    target.mode = 'answer';
-    expect(await (await answered).json()).toEqual(ANSWER);
-    expect(target.arrivals).toHaveLength(2);
-    expect(counts.retried).toBe(1);
-  });
+      // Once answered, the same query goes out again.
+      await fetcher(target.url, post(QUERY, headers));
+      expect(target.arrivals).toHaveLength(2);
+    });
 
-  it('retries a refused connection once, then gives up', async () => {
-    const target = await upstream();
-    const url = target.url;
-    await target.close();
-    upstreams = [];
-    const { counts, events } = counters();
-    const fetcher = new SubgraphResilience(settings(), log, events).fetcher('inventory');
-    await expect(fetcher(url, post(QUERY))).rejects.toThrow(/fetch failed/);
-    expect(counts.retried).toBe(1);
-  });
+    it('never merges different callers, different queries or mutations', async () => {
+      const target = await upstream();
+      const { counts, events } = counters();
+      const fetcher = resilienceWith(settings(), events).fetcher('inventory');
+      target.hold();
+      const calls = [
+        fetcher(target.url, post(QUERY, { authorization: 'Bearer a' })),
+        fetcher(target.url, post(QUERY, { authorization: 'Bearer b' })),
+        fetcher(target.url, post(QUERY, { authorization: 'Bearer a', 'x-shop-identity': 'user-1' })),
+        fetcher(target.url, post(QUERY, { authorization: 'Bearer a', 'x-shop-identity': 'user-2' })),
+        fetcher(target.url, post(ANONYMOUS_QUERY, { authorization: 'Bearer a' })),
+        fetcher(target.url, post(MUTATION, { authorization: 'Bearer a' })),
+        fetcher(target.url, post(MUTATION, { authorization: 'Bearer a' })),
+      ];
+      await target.arrived(calls.length);
+      target.release();
+      await Promise.all(calls);
+      expect(target.arrivals).toHaveLength(7);
+      expect(counts.deduplicated).toBe(0);
+    });
 
-  it('never sends a mutation twice', async () => {
-    const target = await upstream();
-    const { counts, events } = counters();
-    const fetcher = new SubgraphResilience(settings({ retries: 3 }), log, events).fetcher('inventory');
-    target.mode = 'drop';
-    await expect(fetcher(target.url, post(MUTATION))).rejects.toThrow();
-    expect(target.arrivals).toHaveLength(1);
-    expect(counts.retried).toBe(0);
-  });
-
-  it('does not retry a 5xx answer or a timeout: the subgraph may have done the work', async () => {
-    const target = await upstream();
-    const fetcher = new SubgraphResilience(settings({ timeoutMs: 150 }), log).fetcher('inventory');
-    target.mode = 'error';
-    expect((await fetcher(target.url, post(QUERY))).status).toBe(503);
-    target.mode = 'hang';
-    await expect(fetcher(target.url, post(QUERY))).rejects.toMatchObject({ name: 'TimeoutError' });
-    expect(target.arrivals).toHaveLength(2);
-  });
-});
-
-describe('deadlines', () => {
-  it('applies a subgraph its own deadline and the default to the others', async () => {
-    const target = await upstream();
-    target.mode = 'hang';
-    const resilience = new SubgraphResilience(settings({ timeoutMs: 10_000, timeoutsMs: { inventory: 100 } }), log);
-    let productsSettled = false;
-    const products = resilience.fetcher('products')(target.url, post(QUERY)).finally(() => (productsSettled = true));
-    await expect(resilience.fetcher('inventory')(target.url, post(QUERY))).rejects.toMatchObject({ name: 'TimeoutError' });
-    expect(productsSettled).toBe(false);
-    // Cut while waiting for an answer: the query is sent again and answered.
-    target.mode = 'answer';
-    target.cutConnections();
-    expect((await products).status).toBe(200);
-  });
-});
-
-describe('deduplication', () => {
-  it('sends identical queries in flight once and gives every caller the whole answer', async () => {
-    const target = await upstream();
-    const { counts, events } = counters();
-    const fetcher = new SubgraphResilience(settings(), log, events).fetcher('inventory');
-    target.hold();
-    const headers = { authorization: 'Bearer a', 'x-request-id': 'differs-per-request' };
-    const responses = Array.from({ length: 8 }, (_, i) => fetcher(target.url, post(QUERY, { ...headers, 'x-request-id': `r${i}` })));
-    await target.arrived(1);
-    expect(counts.deduplicated).toBe(7);
-    target.release();
-    const bodies = await Promise.all(responses.map(async (r) => (await r).json()));
-    expect(bodies).toEqual(Array.from({ length: 8 }, () => ANSWER));
-    expect(target.arrivals).toHaveLength(1);
-
-    // Once answered, the same query goes out again.
-    await fetcher(target.url, post(QUERY, headers));
-    expect(target.arrivals).toHaveLength(2);
-  });
-
-  it('never merges different callers, different queries or mutations', async () => {
-    const target = await upstream();
-    const { counts, events } = counters();
-    const fetcher = new SubgraphResilience(settings(), log, events).fetcher('inventory');
-    target.hold();
-    const calls = [
-      fetcher(target.url, post(QUERY, { authorization: 'Bearer a' })),
-      fetcher(target.url, post(QUERY, { authorization: 'Bearer b' })),
-      fetcher(target.url, post(QUERY, { authorization: 'Bearer a', 'x-shop-identity': 'user-1' })),
-      fetcher(target.url, post(QUERY, { authorization: 'Bearer a', 'x-shop-identity': 'user-2' })),
-      fetcher(target.url, post(ANONYMOUS_QUERY, { authorization: 'Bearer a' })),
-      fetcher(target.url, post(MUTATION, { authorization: 'Bearer a' })),
-      fetcher(target.url, post(MUTATION, { authorization: 'Bearer a' })),
-    ];
-    await target.arrived(calls.length);
-    target.release();
-    await Promise.all(calls);
-    expect(target.arrivals).toHaveLength(7);
-    expect(counts.deduplicated).toBe(0);
-  });
-
-  it('is off when configured so', async () => {
-    const target = await upstream();
-    const fetcher = new SubgraphResilience(settings({ dedup: false }), log).fetcher('inventory');
-    target.hold();
-    const calls = [fetcher(target.url, post(QUERY)), fetcher(target.url, post(QUERY))];
-    await target.arrived(2);
-    target.release();
-    await Promise.all(calls);
-    expect(target.arrivals).toHaveLength(2);
+    it('is off when configured so', async () => {
+      const target = await upstream();
+      const fetcher = resilienceWith(settings({ dedup: false })).fetcher('inventory');
+      target.hold();
+      const calls = [fetcher(target.url, post(QUERY)), fetcher(target.url, post(QUERY))];
+      await target.arrived(2);
+      target.release();
+      await Promise.all(calls);
+      expect(target.arrivals).toHaveLength(2);
+    });
   });
 });
