@@ -10,8 +10,14 @@ export interface Viewer {
   identity: Identity | null;
 }
 
-export function unauthenticated(message = 'Log in to do this.'): GraphQLError {
-  return new GraphQLError(message, { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });
+/**
+ * In a resolver: a field error, HTTP 200 (a 4xx from a subgraph would read to the router as an outage).
+ * `httpStatus` is for refusing the whole request before any resolver runs.
+ */
+export function unauthenticated(message = 'Log in to do this.', httpStatus?: number): GraphQLError {
+  return new GraphQLError(message, {
+    extensions: { code: 'UNAUTHENTICATED', ...(httpStatus ? { http: { status: httpStatus } } : {}) },
+  });
 }
 
 export function forbidden(message: string): GraphQLError {

@@ -126,7 +126,7 @@ export async function serveSubgraph<TContext extends BaseContext, TRuntime exten
       return verifyIdentity(given, definition.name, secret);
     } catch (error) {
       log.warn({ reason: (error as Error).message }, 'refused a request with an invalid identity');
-      throw unauthenticated('The caller identity is invalid or expired; call through the router.');
+      throw unauthenticated('The caller identity is invalid or expired; call through the router.', 401);
     }
   };
   const routes = options.runtime?.routes;
