@@ -92,7 +92,9 @@ describe('a router and subgraphs in production mode', () => {
     const open = (url: string) => fetch(url, { headers: { accept: 'text/html' } });
     const prod = await open(router.url);
     const body = await prod.text();
-    expect(prod.headers.get('content-type') ?? '').not.toMatch(/text\/html/);
+    // Without the landing page a browser's GET is an ordinary GraphQL request, refused by CSRF prevention.
+    expect(prod.status).toBe(400);
+    expect(prod.headers.get('content-type') ?? '').toMatch(/application\/json/);
     expect(body).not.toMatch(/<html|<!DOCTYPE|sandbox|embeddable/i);
     const direct = await open(productsProd.url);
     expect(await direct.text()).not.toMatch(/<html|<!DOCTYPE|sandbox|embeddable/i);
