@@ -17,6 +17,19 @@ function documentOf(document: DocumentNode | undefined, query: string | undefine
   }
 }
 
+/**
+ * The GraphQL answer inside a subgraph's 4xx response (the gateway throws on any non-2xx status): a subgraph that
+ * refuses a request (401 UNAUTHENTICATED, 400 validation) is up, and its own errors are what the client needs.
+ */
+function refusalOf(error: unknown): GatewayGraphQLResponse | undefined {
+  const extensions = (error as { extensions?: { response?: { status?: unknown; body?: unknown } } } | null)?.extensions;
+  const response = extensions?.response;
+  const status = typeof response?.status === 'number' ? response.status : 0;
+  const body = response?.body as GatewayGraphQLResponse | undefined;
+  if (status < 400 || status >= 500 || !Array.isArray(body?.errors)) return undefined;
+  return { ...(body.data === undefined ? {} : { data: body.data }), errors: body.errors };
+}
+
 /** Response keys of the root fields an operation selects (aliases win). */
 function rootResponseKeys(document: DocumentNode | undefined): string[] {
   const operation = document?.definitions.find((d) => d.kind === Kind.OPERATION_DEFINITION);
@@ -57,9 +70,11 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<RouterContext> {
       this.observe?.(this.name, response.errors ? 'error' : 'ok', seconds());
       return response;
     } catch (error) {
-      this.observe?.(this.name, 'unavailable', seconds());
+      const refusal = refusalOf(error);
+      this.observe?.(this.name, refusal ? 'error' : 'unavailable', seconds());
       // Health checks and schema loading keep their own error handling.
       if (!('incomingRequestContext' in options)) throw error;
+      if (refusal) return refusal;
       const message = this.unavailableMessage(error);
       // An open breaker was logged once when it opened; one line per refused fetch would flood the log.
       if (error instanceof CircuitOpenError) options.context.log?.debug({ subgraph: this.name }, 'subgraph fetch refused: breaker open');

@@ -12,6 +12,8 @@ const COOLDOWN_MS = 1_500;
 let stack: Stack;
 /** A router of this file's own over the stack's subgraphs, with a short breaker cooldown. */
 let router: Awaited<ReturnType<typeof startRouter>>;
+/** Orders and users need a caller: the administrator may read them all. */
+let admin: Record<string, string>;
 
 beforeAll(async () => {
   stack = await startStack();
@@ -20,6 +22,7 @@ beforeAll(async () => {
     SUBGRAPH_BREAKER_FAILURES: '3',
     SUBGRAPH_BREAKER_COOLDOWN_MS: String(COOLDOWN_MS),
   });
+  admin = await stack.auth('admin');
 });
 afterAll(async () => {
   await router?.stop();
@@ -54,14 +57,14 @@ describe('router with a subgraph down', () => {
   afterAll(() => restarted?.stop());
 
   it('answers fully while inventory is up', async () => {
-    const healthy = await graphql(router.url, query, { o: order.id, p: product.id });
+    const healthy = await graphql(router.url, query, { o: order.id, p: product.id }, admin);
     expect(healthy.errors).toBeUndefined();
     expect(healthy.data).toEqual({ order: expectedOrder, product: { name: product.name, stock: product.stock } });
   });
 
   it('still answers once inventory is killed, with partial data and an error on the affected path', async () => {
     await stack.subgraphs.inventory.stop();
-    const res = await graphql(router.url, query, { o: order.id, p: product.id });
+    const res = await graphql(router.url, query, { o: order.id, p: product.id }, admin);
     expect(res.status).toBe(200);
     expect(res.data).toEqual({ order: expectedOrder, product: null });
     expect(res.errors).toEqual([
@@ -80,6 +83,7 @@ describe('router with a subgraph down', () => {
       router.url,
       `query($o: ID!, $u: ID!) { order(id: $o) { id items { product { name stock } } } user(id: $u) { name } }`,
       { o: listed.id, u: buyer.id },
+      admin,
     );
     // stock is non-null, so its absence clears the nearest nullable parent (the order);
     // the sibling root field is answered.
@@ -99,14 +103,14 @@ describe('router with a subgraph down', () => {
     await new Promise<void>((resolve) => resetter.listen(port, '127.0.0.1', resolve));
     try {
       await until('the breaker to open', async () => {
-        const res = await graphql(router.url, query, { o: order.id, p: product.id });
+        const res = await graphql(router.url, query, { o: order.id, p: product.id }, admin);
         expect(res.data).toEqual({ order: expectedOrder, product: null });
         return router.router.resilience.states().inventory === 'open';
       });
       expect(attempts).toBeGreaterThan(0);
       const seen = attempts;
       for (let i = 0; i < 10; i++) {
-        const res = await graphql(router.url, query, { o: order.id, p: product.id });
+        const res = await graphql(router.url, query, { o: order.id, p: product.id }, admin);
         expect(res.data).toEqual({ order: expectedOrder, product: null });
         expect(res.errors).toEqual([
           expect.objectContaining({
@@ -136,7 +140,7 @@ describe('router with a subgraph down', () => {
     });
     // The breaker is still open for the rest of its cooldown; after it, the first request is the probe.
     await delay(COOLDOWN_MS + 200);
-    const res = await graphql(router.url, query, { o: order.id, p: product.id });
+    const res = await graphql(router.url, query, { o: order.id, p: product.id }, admin);
     expect(res.errors).toBeUndefined();
     expect(res.data).toEqual({ order: expectedOrder, product: { name: product.name, stock: product.stock } });
     expect(router.router.resilience.states().inventory).toBe('closed');
@@ -162,6 +166,7 @@ describe('retries and deduplication through the router', () => {
       { SUBGRAPH_BREAKER_FAILURES: '0' },
     );
   });
+  const deduplicated = () => metric(proxied.url, 'subgraph_fetches_deduplicated_total{subgraph="products"}');
   afterAll(async () => {
     await proxied?.stop();
     await products?.close();
@@ -173,7 +178,6 @@ describe('retries and deduplication through the router', () => {
     const expected = await graphql(proxied.url, list);
     expect(expected.errors).toBeUndefined();
     const before = products.arrivals.length;
-    const deduplicated = () => metric(proxied.url, 'subgraph_fetches_deduplicated_total{subgraph="products"}');
     const shared = await deduplicated();
 
     const clients = 10;
@@ -188,6 +192,35 @@ describe('retries and deduplication through the router', () => {
       expect(answer.data).toEqual(expected.data);
     }
     expect(products.arrivals.length - before).toBe(1);
+  });
+
+  it('never shares a fetch between different callers', async () => {
+    const [alice, bob] = [shop.users[0]!, shop.users[1]!];
+    const callers = [await stack.auth(alice.id), await stack.auth(bob.id)];
+    const list = `query Mine { products(first: 3) { edges { node { id name } } } }`;
+    const expected = await graphql(proxied.url, list);
+    const before = products.arrivals.length;
+    const shared = await deduplicated();
+
+    const perCaller = 4;
+    products.hold();
+    const answers = callers.flatMap((headers) => Array.from({ length: perCaller }, () => graphql(proxied.url, list, undefined, headers)));
+    // Released once every client's fetch has either reached products or joined one in flight.
+    await until('every fetch to be sent or shared', async () => {
+      return products.arrivals.length - before + (await deduplicated()) - shared === answers.length;
+    });
+    products.release();
+    for (const answer of await Promise.all(answers)) expect(answer.data).toEqual(expected.data);
+
+    // Both callers' fetches reached products, each under its own signed identity: Bob was not answered with Alice's.
+    const arrivals = products.arrivals.slice(before);
+    const subjects = arrivals.map((a) => {
+      const [payload] = String(a.headers['x-shop-identity']).split('.');
+      return (JSON.parse(Buffer.from(payload!, 'base64url').toString('utf8')) as { sub: string }).sub;
+    });
+    expect(new Set(subjects)).toEqual(new Set([alice.id, bob.id]));
+    // A caller's identical requests did share (the identity is re-signed each second, so allow one more each).
+    expect(arrivals.length).toBeLessThanOrEqual(2 * callers.length);
   });
 
   it('retries a query whose connection was cut, but never a mutation', async () => {
