@@ -84,5 +84,7 @@ export function readIdentitySecret(env: Readonly<Record<string, string | undefin
     return DEV_IDENTITY_SECRET;
   }
   if (production && secret.length < 32) throw new ConfigError('IDENTITY_SECRET must be at least 32 characters');
+  // .env.example's placeholder is public.
+  if (production && secret.startsWith('change-me')) throw new ConfigError('IDENTITY_SECRET still has the placeholder of .env.example');
   return secret;
 }

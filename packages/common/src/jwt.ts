@@ -46,6 +46,7 @@ function devSecret(env: Env, production: boolean): string | undefined {
   const secret = readOptional(env, 'JWT_SECRET');
   if (secret !== undefined) {
     if (production && secret.length < 32) throw new ConfigError('JWT_SECRET must be at least 32 characters');
+    if (production && secret.startsWith('change-me')) throw new ConfigError('JWT_SECRET still has the placeholder of .env.example');
     return secret;
   }
   if (production) return undefined;
