@@ -14,8 +14,8 @@ function table(head: string[], rows: (string | number)[][]): string {
   return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
-const load = (r: Json) => [r.requestsPerSecond, r.latencyMs.p50, r.latencyMs.p99, r.cpuMsPerRequest ?? '', r.cpuCores ?? '', r.requests, r.failed];
-const LOAD_HEAD = ['target', 'req/s', 'p50 ms', 'p99 ms', 'CPU ms/req (that process)', 'cores busy', 'requests', 'failed'];
+const load = (r: Json) => [r.requestsPerSecond, r.latencyMs.p50, r.latencyMs.p99, r.cpuMsPerRequest ?? '', r.cpuSystemMsPerRequest ?? '', r.cpuCores ?? '', r.requests, r.failed];
+const LOAD_HEAD = ['target', 'req/s', 'p50 ms', 'p99 ms', 'CPU ms/req (that process)', 'of which kernel', 'cores busy', 'requests', 'failed'];
 
 function details(r: Json): string {
   switch (r.scenario) {
@@ -67,8 +67,8 @@ function details(r: Json): string {
       );
     case 'worker':
       return table(
-        ['jobs', 'completed', 'failed', 'recorded', 'concurrency', 'database', 'seconds', 'jobs/s'],
-        [[r.jobs, r.completed, r.failed, r.recorded, r.concurrency, r.database, r.seconds, r.jobsPerSecond]],
+        ['concurrency', 'jobs', 'completed', 'failed', 'recorded', 'database', 'seconds', 'jobs/s'],
+        ((r.runs ?? [r]) as Json[]).map((d) => [d.concurrency, d.jobs, d.completed, d.failed, d.recorded, r.database, d.seconds, d.jobsPerSecond]),
       );
     case 'counts':
       return table(

@@ -4,8 +4,9 @@
  * bench/results/<scenario>.json and regenerates BENCHMARKS.md.
  *   --smoke            a few seconds per scenario, small subscription counts (CI)
  *   --only a,b         only these scenarios (gateway, overhead, rest, subscriptions, worker, counts)
- *   --cpu-prof         write a V8 CPU profile of the router to bench/profiles/
+ *   --cpu-prof a,b     write V8 CPU profiles of these services (router, users, products, orders, inventory) to bench/profiles/
  *   --seconds N        length of each measured run
+ *   --subscriptions a,b  subscription counts to open in turn
  * Environment: BENCH_DATABASE_URL (a PostgreSQL server to create bench databases on;
  * embedded PGlite otherwise), REDIS_URL (default redis://127.0.0.1:6379).
  */
@@ -40,8 +41,9 @@ const { values } = parseArgs({
   options: {
     smoke: { type: 'boolean', default: false },
     only: { type: 'string' },
-    'cpu-prof': { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
     seconds: { type: 'string' },
+    subscriptions: { type: 'string' },
   },
 });
 const smoke = values.smoke;
@@ -72,11 +74,14 @@ const settings: BenchSettings = smoke
       subscriptionCounts: [1_000, 10_000],
       statusChangesPerSecond: 200,
       statusChangeSeconds: 5,
-      workerJobs: 20_000,
+      workerJobs: 10_000,
       routerNodeArgs: [],
     };
 if (values.seconds) settings.seconds = Number(values.seconds);
-if (values['cpu-prof']) settings.routerNodeArgs = ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+if (values.subscriptions) settings.subscriptionCounts = values.subscriptions.split(',').map(Number);
+const profiled = new Set(values['cpu-prof']?.split(',').map((s) => s.trim()) ?? []);
+const profileArgs = (name: string) => (profiled.has(name) ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}/${name}`] : []);
+settings.routerNodeArgs = profileArgs('router');
 
 const log = (message: string) => process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 
@@ -94,10 +99,10 @@ const workDir = await mkdtemp(path.join(tmpdir(), 'shop-bench-run-'));
 let failed = false;
 try {
   await mkdir(resultsDir, { recursive: true });
-  if (values['cpu-prof']) await mkdir(profileDir, { recursive: true });
+  for (const name of profiled) await mkdir(path.join(profileDir, name), { recursive: true });
   await loadIdentity();
   log(`storage: ${storage.kind}, Redis prefix ${storage.prefix}; starting subgraphs (migrate + seed)`);
-  const stack = await startSubgraphs(storage, workDir);
+  const stack = await startSubgraphs(storage, workDir, profileArgs);
   log('starting the router');
   const router = await startService(
     'router',

@@ -1,5 +1,5 @@
 import autocannon from 'autocannon';
-import { cpuTimeMs } from './processes.js';
+import { cpuTimes } from './processes.js';
 
 /** One measured run against one target at a fixed concurrency. */
 export interface LoadResult {
@@ -13,6 +13,8 @@ export interface LoadResult {
   failed: number;
   /** CPU time (user + system) of the measured process over the run, per completed request. */
   cpuMsPerRequest?: number;
+  /** The kernel's share of it (system time: sockets, mostly). */
+  cpuSystemMsPerRequest?: number;
   /** That process's CPU time over the run divided by the wall time: 1 is one core busy. */
   cpuCores?: number;
 }
@@ -35,7 +37,7 @@ export interface HttpTarget {
 export async function loadHttp(target: HttpTarget, connections: number, seconds: number): Promise<LoadResult> {
   let next = 0;
   let graphqlErrors = 0;
-  const cpuBefore = target.pid ? cpuTimeMs(target.pid) : 0;
+  const cpuBefore = target.pid ? cpuTimes(target.pid) : undefined;
   const started = performance.now();
   const result = await autocannon({
     url: target.url,
@@ -52,7 +54,9 @@ export async function loadHttp(target: HttpTarget, connections: number, seconds:
     ],
   });
   const wallMs = performance.now() - started;
-  const cpuMs = target.pid ? cpuTimeMs(target.pid) - cpuBefore : undefined;
+  const cpuAfter = target.pid ? cpuTimes(target.pid) : undefined;
+  const cpuMs = cpuBefore && cpuAfter ? cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system : undefined;
+  const systemMs = cpuBefore && cpuAfter ? cpuAfter.system - cpuBefore.system : 0;
   const requests = result.requests.total;
   return {
     target: target.name,
@@ -68,7 +72,13 @@ export async function loadHttp(target: HttpTarget, connections: number, seconds:
       max: result.latency.max,
     },
     failed: result.non2xx + result.errors + graphqlErrors,
-    ...(cpuMs === undefined ? {} : { cpuMsPerRequest: round(cpuMs / Math.max(requests, 1), 3), cpuCores: round(cpuMs / wallMs, 2) }),
+    ...(cpuMs === undefined
+      ? {}
+      : {
+          cpuMsPerRequest: round(cpuMs / Math.max(requests, 1), 3),
+          cpuSystemMsPerRequest: round(systemMs / Math.max(requests, 1), 3),
+          cpuCores: round(cpuMs / wallMs, 2),
+        }),
   };
 }
 
@@ -162,6 +172,7 @@ export function combine(runs: readonly LoadResult[]): LoadResult {
     ...(cpu
       ? {
           cpuMsPerRequest: weighted((r) => r.cpuMsPerRequest!),
+          cpuSystemMsPerRequest: weighted((r) => r.cpuSystemMsPerRequest ?? 0),
           cpuCores: round(runs.reduce((s, r) => s + r.cpuCores! * r.seconds, 0) / seconds, 2),
         }
       : {}),

@@ -97,14 +97,18 @@ export function killAllServicesNow(): void {
 
 const CLOCK_TICKS_PER_SECOND = 100;
 
-/** User plus system CPU time of a process (all its threads), in milliseconds, from /proc. */
-export function cpuTimeMs(pid: number): number {
+/** User and system CPU time of a process (all its threads), in milliseconds, from /proc. */
+export function cpuTimes(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name, which is in parentheses and may contain spaces.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  return ((utime + stime) * 1000) / CLOCK_TICKS_PER_SECOND;
+  return { user: (Number(fields[11]) * 1000) / CLOCK_TICKS_PER_SECOND, system: (Number(fields[12]) * 1000) / CLOCK_TICKS_PER_SECOND };
+}
+
+/** User plus system CPU time of a process, in milliseconds. */
+export function cpuTimeMs(pid: number): number {
+  const { user, system } = cpuTimes(pid);
+  return user + system;
 }
 
 /** Resident memory of a process, in bytes, from /proc. */

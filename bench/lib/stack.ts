@@ -96,7 +96,11 @@ export interface BenchStack {
 }
 
 /** The four subgraphs as separate processes, each migrating and seeding its own database at start. */
-export async function startSubgraphs(storage: BenchStorage, workDir: string): Promise<BenchStack> {
+export async function startSubgraphs(
+  storage: BenchStorage,
+  workDir: string,
+  nodeArgs: (name: SubgraphName) => string[] = () => [],
+): Promise<BenchStack> {
   const env: NodeJS.ProcessEnv = {
     ...storage.env,
     SEED_DEMO_DATA: 'true',
@@ -104,7 +108,7 @@ export async function startSubgraphs(storage: BenchStorage, workDir: string): Pr
     NOTIFICATION_WORKER_IN_PROCESS: 'false',
   };
   const start = (name: SubgraphName, extra: NodeJS.ProcessEnv = {}) =>
-    startService(name, `subgraphs/${name}/src/main.ts`, { ...env, ...extra }, { healthPath: '/ready', timeoutMs: 300_000 });
+    startService(name, `subgraphs/${name}/src/main.ts`, { ...env, ...extra }, { healthPath: '/ready', timeoutMs: 300_000, nodeArgs: nodeArgs(name) });
   const [users, products, inventory] = await Promise.all([start('users'), start('products'), start('inventory')]);
   const orders = await start('orders', {
     USERS_SUBGRAPH_URL: `${users.origin}/graphql`,
