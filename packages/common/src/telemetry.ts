@@ -1,12 +1,17 @@
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
-import { context, propagation, trace, type Tracer, type TracerProvider } from '@opentelemetry/api';
-import { readBool, readOptional, readUrl } from './config.js';
+import { DiagLogLevel, context, diag, propagation, trace, type Tracer, type TracerProvider } from '@opentelemetry/api';
+import { readBool, readInt, readOptional, readUrl } from './config.js';
+import { createLogger, type Logger } from './logger.js';
 
 /** Where spans go, from the standard OpenTelemetry variables; undefined when tracing is off. */
 export interface TelemetryConfig {
   /** The OTLP/HTTP traces URL (…/v1/traces). */
   tracesUrl: string;
   serviceName: string;
+  /** How long spans wait to be sent in a batch (OTEL_BSP_SCHEDULE_DELAY). */
+  batchDelayMs: number;
+  /** Deadline of one export, retries included (OTEL_EXPORTER_OTLP_TRACES_TIMEOUT or OTEL_EXPORTER_OTLP_TIMEOUT). */
+  exportTimeoutMs: number;
 }
 
 export function readTelemetryConfig(service: string, env: NodeJS.ProcessEnv = process.env): TelemetryConfig | undefined {
@@ -16,7 +21,12 @@ export function readTelemetryConfig(service: string, env: NodeJS.ProcessEnv = pr
   // The spec: the signal-specific variable is used as is; the general one gets the signal's path appended.
   const url = tracesUrl ?? (base ? `${base.replace(/\/+$/, '')}/v1/traces` : undefined);
   if (!url) return undefined;
-  return { tracesUrl: url, serviceName: readOptional(env, 'OTEL_SERVICE_NAME') ?? service };
+  return {
+    tracesUrl: url,
+    serviceName: readOptional(env, 'OTEL_SERVICE_NAME') ?? service,
+    batchDelayMs: readInt(env, 'OTEL_BSP_SCHEDULE_DELAY', 5_000, 1),
+    exportTimeoutMs: readInt(env, 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', readInt(env, 'OTEL_EXPORTER_OTLP_TIMEOUT', 10_000, 1), 1),
+  };
 }
 
 let provider: TracerProvider | undefined;
@@ -46,7 +56,12 @@ export interface Telemetry {
  * ours nest). Without an endpoint nothing is registered, the SDK is not even loaded, and spans cost nothing.
  * Call it first in a process.
  */
-export async function startTelemetry(service: string, env: NodeJS.ProcessEnv = process.env): Promise<Telemetry> {
+export async function startTelemetry(
+  service: string,
+  env: NodeJS.ProcessEnv = process.env,
+  /** Where the SDK's own warnings (failed exports) go; a JSON logger of the service by default. */
+  diagnostics: Logger = createLogger(readOptional(env, 'OTEL_SERVICE_NAME') ?? service, 'warn'),
+): Promise<Telemetry> {
   const config = readTelemetryConfig(service, env);
   if (!config) return { enabled: false, flush: async () => undefined, shutdown: async () => undefined };
   if (provider) throw new Error('telemetry is already started in this process');
@@ -60,26 +75,60 @@ export async function startTelemetry(service: string, env: NodeJS.ProcessEnv = p
     ]);
   const own = new NodeTracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName }),
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: config.tracesUrl }))],
+    spanProcessors: [
+      new BatchSpanProcessor(new OTLPTraceExporter({ url: config.tracesUrl, timeoutMillis: config.exportTimeoutMs }), {
+        scheduledDelayMillis: config.batchDelayMs,
+        exportTimeoutMillis: config.exportTimeoutMs,
+      }),
+    ],
   });
   own.register({ propagator: new W3CTraceContextPropagator() });
+  // The SDK reports failed exports through its diagnostics, silent unless given a logger: an unreachable
+  // collector shows up in the service's own JSON logs.
+  const report = (level: 'error' | 'warn') => (message: string, ...args: unknown[]) => {
+    const err = args.find((arg) => arg instanceof Error);
+    diagnostics[level](err ? { err } : {}, `opentelemetry: ${message}`);
+  };
+  diag.setLogger(
+    {
+      error: report('error'),
+      warn: report('warn'),
+      info: () => undefined,
+      debug: () => undefined,
+      verbose: () => undefined,
+    },
+    { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true },
+  );
   provider = own;
   let stopping: Promise<void> | undefined;
   active = {
     enabled: true,
     flush: () => own.forceFlush(),
     shutdown() {
-      stopping ??= own.shutdown().finally(() => {
-        if (provider !== own) return;
-        provider = undefined;
-        active = undefined;
-        // Back to the no-op globals, so a later start (another test) can register again.
-        trace.disable();
-        context.disable();
-        propagation.disable();
-      });
+      stopping ??= stop();
       return stopping;
     },
+  };
+  // Never fails and never holds an exit up for long: spans that cannot be sent by then are given up.
+  const stop = async () => {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        diagnostics.warn('opentelemetry: spans not sent before the shutdown deadline were dropped');
+        resolve();
+      }, config.exportTimeoutMs + 1_000);
+    });
+    const flushed = own.shutdown().catch((error: unknown) => diagnostics.warn({ err: error }, 'opentelemetry: spans lost at shutdown'));
+    await Promise.race([flushed, deadline]);
+    clearTimeout(timer);
+    if (provider !== own) return;
+    provider = undefined;
+    active = undefined;
+    // Back to the no-op globals, so a later start (another test) can register again.
+    trace.disable();
+    context.disable();
+    propagation.disable();
+    diag.disable();
   };
   return active;
 }

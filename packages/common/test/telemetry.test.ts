@@ -1,6 +1,15 @@
+import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { context, propagation, trace } from '@opentelemetry/api';
-import { ConfigError, injectTraceContext, readTelemetryConfig, startTelemetry, tracingEnabled, type Telemetry } from '../src/index.js';
+import {
+  ConfigError,
+  createLogger,
+  injectTraceContext,
+  readTelemetryConfig,
+  startTelemetry,
+  tracingEnabled,
+  type Telemetry,
+} from '../src/index.js';
 
 let started: Telemetry | undefined;
 afterEach(async () => {
@@ -18,14 +27,18 @@ describe('telemetry configuration', () => {
     expect(readTelemetryConfig('orders', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' })).toEqual({
       tracesUrl: 'http://collector:4318/v1/traces',
       serviceName: 'orders',
+      batchDelayMs: 5_000,
+      exportTimeoutMs: 10_000,
     });
     expect(
       readTelemetryConfig('orders', {
         OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
         OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://traces.example/otlp',
         OTEL_SERVICE_NAME: 'orders-eu',
+        OTEL_BSP_SCHEDULE_DELAY: '200',
+        OTEL_EXPORTER_OTLP_TIMEOUT: '3000',
       }),
-    ).toEqual({ tracesUrl: 'https://traces.example/otlp', serviceName: 'orders-eu' });
+    ).toEqual({ tracesUrl: 'https://traces.example/otlp', serviceName: 'orders-eu', batchDelayMs: 200, exportTimeoutMs: 3_000 });
   });
 
   it('honours OTEL_SDK_DISABLED and refuses a bad URL by name', () => {
@@ -65,5 +78,29 @@ describe('starting and stopping', () => {
     // And it can start again (the next test file, or a restart in one process).
     started = await startTelemetry('router', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1' });
     expect(tracingEnabled()).toBe(true);
+  });
+
+  it('logs a failed export as a JSON line of the service, and still shuts down promptly', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
+        done();
+      },
+    });
+    // Nothing listens on port 1; batches go every 50 ms and give up after 300 ms.
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1', OTEL_BSP_SCHEDULE_DELAY: '50', OTEL_EXPORTER_OTLP_TIMEOUT: '300' };
+    started = await startTelemetry('orders', env, createLogger('orders', 'warn', sink));
+    trace.getTracer('t').startSpan('lost').end();
+    await expect.poll(() => lines.length, { timeout: 5_000 }).toBeGreaterThan(0);
+    expect(lines[0]).toMatchObject({ service: 'orders', msg: expect.stringMatching(/^opentelemetry: /) });
+    expect(JSON.stringify(lines[0])).toMatch(/ECONNREFUSED|connect|export/i);
+
+    // Another span is waiting when the process stops: shutdown resolves within its deadline all the same.
+    trace.getTracer('t').startSpan('also lost').end();
+    const stopping = performance.now();
+    await started.shutdown();
+    expect(performance.now() - stopping).toBeLessThan(2_000);
+    expect(tracingEnabled()).toBe(false);
   });
 });
