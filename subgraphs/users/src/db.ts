@@ -80,10 +80,18 @@ export async function insertUsers(db: Queryable, users: readonly SeedUser[]): Pr
   return rows.length;
 }
 
-/** Ids of the seed users already present, so a repeated seed run skips hashing passwords. */
-export async function existingUserIds(db: Queryable, ids: readonly string[]): Promise<Set<string>> {
-  const rows = await db.query<{ id: string }>('SELECT id FROM users WHERE id = ANY($1::uuid[])', [ids]);
-  return new Set(rows.map((r) => r.id));
+/** How many of these users exist with a password, so a repeated seed run skips hashing passwords. */
+export async function countUsersWithPasswords(db: Queryable, ids: readonly string[]): Promise<number> {
+  const [row] = await db.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM users WHERE id = ANY($1::uuid[]) AND password_hash IS NOT NULL',
+    [ids],
+  );
+  return row?.n ?? 0;
+}
+
+/** Gives these users a password hash where they have none (demo users seeded before logins existed). */
+export async function setMissingPasswords(db: Queryable, ids: readonly string[], passwordHash: string): Promise<void> {
+  await db.query('UPDATE users SET password_hash = $2 WHERE id = ANY($1::uuid[]) AND password_hash IS NULL', [ids, passwordHash]);
 }
 
 /** What login needs: the account with its password hash, by email (case-insensitive). */

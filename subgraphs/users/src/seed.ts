@@ -1,5 +1,5 @@
 import { DEMO_ADMIN, DEMO_CUSTOMER_PASSWORD, demoShop, hashPassword, type Database } from '@shop/common';
-import { existingUserIds, insertUsers, type SeedUser } from './db.js';
+import { countUsersWithPasswords, insertUsers, setMissingPasswords, type SeedUser } from './db.js';
 
 /**
  * Loads the demo users and the administrator; running it again inserts nothing. The demo customers all
@@ -8,8 +8,8 @@ import { existingUserIds, insertUsers, type SeedUser } from './db.js';
  */
 export async function seed(db: Database): Promise<{ inserted: number }> {
   const customers = demoShop().users;
-  const present = await existingUserIds(db, [DEMO_ADMIN.id, ...customers.map((u) => u.id)]);
-  if (present.size === customers.length + 1) return { inserted: 0 };
+  const customerIds = customers.map((u) => u.id);
+  if ((await countUsersWithPasswords(db, [DEMO_ADMIN.id, ...customerIds])) === customers.length + 1) return { inserted: 0 };
   const [adminHash, customerHash] = await Promise.all([hashPassword(DEMO_ADMIN.password), hashPassword(DEMO_CUSTOMER_PASSWORD)]);
   const admin: SeedUser = {
     id: DEMO_ADMIN.id,
@@ -24,5 +24,8 @@ export async function seed(db: Database): Promise<{ inserted: number }> {
     admin,
     ...customers.map((u) => ({ ...u, passwordHash: customerHash, role: 'CUSTOMER' as const })),
   ];
-  return { inserted: await insertUsers(db, rows.filter((u) => !present.has(u.id))) };
+  const inserted = await insertUsers(db, rows);
+  // Demo customers loaded before logins existed (an old .data/) get the demo password too.
+  await setMissingPasswords(db, customerIds, customerHash);
+  return { inserted };
 }

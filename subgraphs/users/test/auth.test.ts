@@ -66,6 +66,13 @@ describe('login', () => {
     expect(res.errors?.[0]).toMatchObject({ message: 'Email or password is incorrect.', extensions: { code: 'UNAUTHENTICATED' } });
   });
 
+  it('gives demo customers seeded before logins existed the demo password on the next seed run', async () => {
+    await subgraph.db.query('UPDATE users SET password_hash = NULL WHERE id = $1', [bob.id]);
+    expect((await graphql(subgraph.url, LOGIN, { e: bob.email, p: DEMO_CUSTOMER_PASSWORD })).errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    expect(await users.seed(subgraph.db)).toEqual({ inserted: 0 });
+    expect((await graphql(subgraph.url, LOGIN, { e: bob.email, p: DEMO_CUSTOMER_PASSWORD })).errors).toBeUndefined();
+  });
+
   it('lets an account created with a password log in, and stores only a scrypt hash', async () => {
     const created = await graphql<{ createUser: { id: string } }>(
       subgraph.url,
