@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { SERVICES, type Service } from './services.js';
 import { redisAnswers, startPrivateRedis } from './redis.js';
+import { DEMO_ADMIN, DEMO_CUSTOMER_PASSWORD } from '@shop/common';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const children = new Map<string, ChildProcess>();
@@ -111,6 +112,8 @@ try {
   await waitForHealth(router.name, router.port!);
   process.stdout.write(
     `\nThe shop is running. Explore it in Apollo Sandbox: http://localhost:${router.port}/graphql\n` +
+      // Demo data only (README, "Security model"): send the token as `Authorization: Bearer <token>`.
+      `Log in with login(email: "${DEMO_ADMIN.email}", password: "${DEMO_ADMIN.password}") (customers: "${DEMO_CUSTOMER_PASSWORD}")\n` +
       `Queues (Bull Board): http://localhost:4005/queues\nPress Ctrl-C to stop.\n\n`,
   );
 } catch (error) {
