@@ -15,6 +15,12 @@ function table(head: string[], rows: (string | number)[][]): string {
 }
 
 const load = (r: Json) => [r.requestsPerSecond, r.latencyMs.p50, r.latencyMs.p99, r.cpuMsPerRequest ?? '', r.cpuSystemMsPerRequest ?? '', r.cpuCores ?? '', r.requests, r.failed];
+/** CPU ms per request of each process, e.g. "router 4.1, users 0.9, ...". */
+const byProcess = (r: Json) =>
+  Object.entries((r.cpuMsPerRequestByProcess ?? {}) as Record<string, number>)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+const cpuTotal = (r: Json) => Object.values((r.cpuMsPerRequestByProcess ?? {}) as Record<string, number>).reduce((a, b) => a + b, 0).toFixed(2);
 const LOAD_HEAD = ['target', 'req/s', 'p50 ms', 'p99 ms', 'CPU ms/req (that process)', 'of which kernel', 'cores busy', 'requests', 'failed'];
 
 function details(r: Json): string {
@@ -23,7 +29,8 @@ function details(r: Json): string {
       return table(LOAD_HEAD, [
         ['router', ...load(r.router.combined)],
         ['plain @apollo/gateway', ...load(r.baseline.combined)],
-      ]) + `\n\nRatios router/baseline: CPU per request x${r.ratios.cpuPerRequest}, req/s x${r.ratios.requestsPerSecond}, p99 x${r.ratios.p99}.`;
+      ]) + `\n\nRatios router/baseline: CPU per request x${r.ratios.cpuPerRequest}, req/s x${r.ratios.requestsPerSecond}, p99 x${r.ratios.p99}.` +
+        `\n\nCPU ms per request, every process: router run: ${byProcess(r.router.combined)}; baseline run: ${byProcess(r.baseline.combined)}.`;
     case 'overhead':
       return (
         `Fetches per request in both: ${r.fetches.join(' → ')}.\n\n` +
@@ -44,12 +51,14 @@ function details(r: Json): string {
       return table(LOAD_HEAD, [
         ['federated (router)', ...load(r.federated.combined)],
         ['REST-style aggregation', ...load(r.rest.combined)],
-      ]) + `\n\nFederated/REST: req/s x${r.ratios.requestsPerSecond}; REST p99 / federated p99 x${r.ratios.p99}.`;
+      ]) + `\n\nFederated/REST: req/s x${r.ratios.requestsPerSecond}; REST p99 / federated p99 x${r.ratios.p99}.` +
+        `\n\nCPU ms per request, every process: federated ${cpuTotal(r.federated.combined)} (${byProcess(r.federated.combined)}); ` +
+        `REST ${cpuTotal(r.rest.combined)} (${byProcess(r.rest.combined)}).`;
     case 'subscriptions':
       return (
         `Router RSS before: ${r.routerRssBeforeMiB} MiB.\n\n` +
         table(
-          ['open', 'opened in s', 'router RSS MiB', 'KiB/subscription', 'changes', 'changes/s', 'delivered', 'delivery p50 ms', 'p99 ms', 'max ms', 'mutation p50 ms'],
+          ['open', 'opened in s', 'router RSS MiB', 'KiB/subscription', 'changes', 'changes/s', 'delivered', 'delivery p50 ms', 'p99 ms', 'max ms', 'mutation p50 ms', 'CPU ms per change'],
           (r.levels as Json[]).map((l) => [
             l.subscriptions,
             l.openSeconds,
@@ -62,6 +71,7 @@ function details(r: Json): string {
             l.deliveryMs.p99,
             l.deliveryMs.max,
             l.mutationMs.p50,
+            Object.entries((l.cpuMsPerChange ?? {}) as Record<string, number>).map(([k, v]) => `${k} ${v}`).join(', '),
           ]),
         )
       );

@@ -1,5 +1,5 @@
 import autocannon from 'autocannon';
-import { cpuTimes } from './processes.js';
+import { cpuTimeMs, cpuTimes } from './processes.js';
 
 /** One measured run against one target at a fixed concurrency. */
 export interface LoadResult {
@@ -17,6 +17,8 @@ export interface LoadResult {
   cpuSystemMsPerRequest?: number;
   /** That process's CPU time over the run divided by the wall time: 1 is one core busy. */
   cpuCores?: number;
+  /** CPU time per completed request of every process of the stack (the target's own and the subgraphs'). */
+  cpuMsPerRequestByProcess?: Record<string, number>;
 }
 
 export interface HttpTarget {
@@ -27,6 +29,8 @@ export interface HttpTarget {
   headers?: Record<string, string>;
   /** Process whose CPU time is charged to the target. */
   pid?: number;
+  /** Other processes whose CPU time per request is reported beside (the subgraphs). */
+  alsoWatch?: Record<string, number>;
 }
 
 /**
@@ -38,6 +42,8 @@ export async function loadHttp(target: HttpTarget, connections: number, seconds:
   let next = 0;
   let graphqlErrors = 0;
   const cpuBefore = target.pid ? cpuTimes(target.pid) : undefined;
+  const watched = { ...(target.pid ? { [target.name]: target.pid } : {}), ...target.alsoWatch };
+  const watchedBefore = Object.fromEntries(Object.entries(watched).map(([name, pid]) => [name, cpuTimeMs(pid)]));
   const started = performance.now();
   const result = await autocannon({
     url: target.url,
@@ -58,6 +64,9 @@ export async function loadHttp(target: HttpTarget, connections: number, seconds:
   const cpuMs = cpuBefore && cpuAfter ? cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system : undefined;
   const systemMs = cpuBefore && cpuAfter ? cpuAfter.system - cpuBefore.system : 0;
   const requests = result.requests.total;
+  const byProcess = Object.fromEntries(
+    Object.entries(watched).map(([name, pid]) => [name, round((cpuTimeMs(pid) - watchedBefore[name]!) / Math.max(requests, 1), 3)]),
+  );
   return {
     target: target.name,
     connections,
@@ -79,6 +88,7 @@ export async function loadHttp(target: HttpTarget, connections: number, seconds:
           cpuSystemMsPerRequest: round(systemMs / Math.max(requests, 1), 3),
           cpuCores: round(cpuMs / wallMs, 2),
         }),
+    cpuMsPerRequestByProcess: byProcess,
   };
 }
 
@@ -169,6 +179,9 @@ export function combine(runs: readonly LoadResult[]): LoadResult {
       max: Math.max(...runs.map((r) => r.latencyMs.max)),
     },
     failed: runs.reduce((s, r) => s + r.failed, 0),
+    cpuMsPerRequestByProcess: Object.fromEntries(
+      Object.keys(first.cpuMsPerRequestByProcess ?? {}).map((name) => [name, weighted((r) => r.cpuMsPerRequestByProcess?.[name] ?? 0)]),
+    ),
     ...(cpu
       ? {
           cpuMsPerRequest: weighted((r) => r.cpuMsPerRequest!),

@@ -9,12 +9,18 @@ export function graphqlTarget(name: string, url: string, pid: number, ctx: Bench
     name,
     url,
     pid,
+    alsoWatch: subgraphPids(ctx),
     headers: ctx.authHeaders,
     request: (i) => ({
       method: 'POST',
       body: JSON.stringify({ query: ORDER_DETAILS, operationName: 'OrderDetails', variables: { id: ctx.orderIds[i % ctx.orderIds.length] } }),
     }),
   };
+}
+
+/** The subgraph processes, whose CPU per request is reported beside the target's. */
+export function subgraphPids(ctx: BenchContext): Record<string, number> {
+  return Object.fromEntries(Object.entries(ctx.stack.subgraphs).map(([name, s]) => [name, s.pid]));
 }
 
 export async function postGraphQL<T>(url: string, body: object, headers: Record<string, string> = {}): Promise<T> {

@@ -3,7 +3,7 @@ import { startService } from '../lib/processes.js';
 import { round, type HttpTarget } from '../lib/load.js';
 import { ORDER_DETAILS } from '../lib/operations.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
-import { compareInTurns, graphqlTarget, postGraphQL } from './gateway.js';
+import { compareInTurns, graphqlTarget, postGraphQL, subgraphPids } from './gateway.js';
 
 /** 4. The federated query against a REST-style order endpoint that calls the services once per line. */
 export async function restScenario(ctx: BenchContext): Promise<ScenarioResult> {
@@ -23,6 +23,7 @@ export async function restScenario(ctx: BenchContext): Promise<ScenarioResult> {
       name: 'rest',
       url: rest.origin,
       pid: rest.pid,
+      alsoWatch: subgraphPids(ctx),
       request: (i) => ({ method: 'GET', path: `/orders/${ctx.orderIds[i % ctx.orderIds.length]}` }),
     };
     const results = await compareInTurns(ctx, [graphqlTarget('router', ctx.routerUrl, ctx.router.pid, ctx), restTarget]);

@@ -1,11 +1,11 @@
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { demoShop } from '@shop/common';
-import { rssBytes } from '../lib/processes.js';
+import { cpuTimeMs, rssBytes } from '../lib/processes.js';
 import { round, summarize } from '../lib/load.js';
 import { FOLLOW_ORDER } from '../lib/operations.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
-import { postGraphQL } from './gateway.js';
+import { postGraphQL, subgraphPids } from './gateway.js';
 
 const UPDATE = 'mutation($id: ID!, $s: OrderStatus!) { updateOrderStatus(id: $id, status: $s) { id status } }';
 const CANCEL = 'mutation($id: ID!) { cancelOrder(id: $id, reason: "bench") { id status } }';
@@ -50,6 +50,8 @@ interface Level {
   deliveries: number;
   deliveryMs: ReturnType<typeof summarize>;
   mutationMs: ReturnType<typeof summarize>;
+  /** CPU time per status change of each process, over the change phase and the deliveries. */
+  cpuMsPerChange: Record<string, number>;
 }
 
 /**
@@ -138,6 +140,8 @@ export async function subscriptionsScenario(ctx: BenchContext): Promise<Scenario
       }
       latencies = [];
       deliveries = 0;
+      const processes = { router: router.pid, ...subgraphPids(ctx) };
+      const cpuBefore = Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, cpuTimeMs(pid)]));
       const mutationMs: number[] = [];
       const interval = 1000 / settings.statusChangesPerSecond;
       const start = performance.now();
@@ -163,6 +167,9 @@ export async function subscriptionsScenario(ctx: BenchContext): Promise<Scenario
       const expected = chosen.reduce((sum, step) => sum + followers.get(step.orderId)!, 0);
       const deadline = performance.now() + 10_000;
       while (deliveries < expected && performance.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      const cpuMsPerChange = Object.fromEntries(
+        Object.entries(processes).map(([name, pid]) => [name, round((cpuTimeMs(pid) - cpuBefore[name]!) / Math.max(chosen.length, 1), 2)]),
+      );
       levels.push({
         subscriptions: target,
         opened: target,
@@ -175,6 +182,7 @@ export async function subscriptionsScenario(ctx: BenchContext): Promise<Scenario
         deliveries,
         deliveryMs: summarize(latencies),
         mutationMs: summarize(mutationMs),
+        cpuMsPerChange,
       });
     }
   } finally {
