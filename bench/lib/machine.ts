@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import path from 'node:path';
@@ -8,9 +9,20 @@ async function version(pkg: string): Promise<string> {
   return ((JSON.parse(await readFile(file, 'utf8')) as { version: string }).version);
 }
 
+/** The commit measured, and whether files differed from it (others' work in progress in a shared checkout). */
+function revision(): { commit: string; uncommittedChanges: boolean } {
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
+  try {
+    return { commit: git('rev-parse', '--short', 'HEAD'), uncommittedChanges: git('status', '--porcelain', '--untracked-files=no') !== '' };
+  } catch {
+    return { commit: 'unknown', uncommittedChanges: false };
+  }
+}
+
 /** What the numbers were measured on. */
 export async function machine() {
   return {
+    ...revision(),
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model ?? 'unknown',
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
