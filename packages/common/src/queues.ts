@@ -36,10 +36,20 @@ export function throttledWarn(log: Logger, message: string): (error: Error) => v
 
 /**
  * Lets the current jobs finish when Redis is there to record them; when it is not, waiting would never
- * end, so the worker stops at once and its jobs come back as stalled to another worker.
+ * end, so the worker stops at once and its jobs come back as stalled to another worker. Jobs still running
+ * after `graceMs` are left the same way, so a stop is bounded (their handlers keep running until the process exits).
  */
-export async function closeWorker(worker: Worker, connection: Redis): Promise<void> {
-  await worker.close(connection.status !== 'ready');
+export async function closeWorker(worker: Worker, connection: Redis, graceMs = 30_000): Promise<void> {
+  if (connection.status !== 'ready') {
+    await worker.close(true);
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, graceMs);
+  });
+  await Promise.race([worker.close(), late]);
+  clearTimeout(timer);
 }
 
 /**

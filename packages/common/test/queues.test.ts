@@ -73,6 +73,27 @@ describe('closeWorker', () => {
     }
   });
 
+  it('gives up on a job that outlasts the grace period, leaving it to be taken over', async () => {
+    const name = 'close-after-grace';
+    const queue = new Queue(name, { connection: producer, prefix: redis.prefix });
+    const connection = createRedis(redis.url, log, { blocking: true, name: 'queues-test-worker' });
+    const { worker, firstStarted, release } = gatedWorker(name, connection);
+    try {
+      await worker.waitUntilReady();
+      await queue.add('long', { n: 1 }, { jobId: 'long' });
+      await firstStarted();
+      // Resolves although the job's handler is still running; the job was not recorded as done.
+      await closeWorker(worker, connection, 200);
+      expect(await (await queue.getJob('long'))?.getState()).toBe('active');
+    } finally {
+      release();
+      await worker.close(true);
+      await queue.obliterate({ force: true });
+      await queue.close();
+      connection.disconnect();
+    }
+  });
+
   it('does not wait for running jobs when Redis is gone (they could never be recorded)', async () => {
     const name = 'close-without-redis';
     const queue = new Queue(name, { connection: producer, prefix: redis.prefix });
