@@ -7,9 +7,12 @@ import WebSocket from 'ws';
 import type { Logger } from '@shop/common';
 import type { RouterContext } from './context.js';
 import { PushStream } from '@shop/common';
+import { planCacheOf } from './plan-cache.js';
 
 export const SCHEMA_RELOADED = 'SUBSCRIPTION_SCHEMA_RELOADED';
 export const SUBSCRIPTION_FAILED = 'SUBSCRIPTION_FAILED';
+
+type Planned = { operationContext: ReturnType<typeof buildOperationContext>; plan: ReturnType<QueryPlanner['buildQueryPlan']> };
 
 /** Everything planning and execution need for one version of the supergraph. */
 interface Planning {
@@ -30,6 +33,18 @@ export interface SubscriptionRequest {
 
 function error(message: string, code: string): ExecutionResult {
   return { errors: [new GraphQLError(message, { extensions: { code } })] };
+}
+
+/**
+ * The subscribe message's extensions. The identity is a getter: graphql-ws serializes the payload each time it
+ * (re)subscribes, so a subscription resumed after the upstream socket reconnects carries a freshly signed identity
+ * rather than one that expired 60 seconds after the client subscribed.
+ */
+function upstreamExtensions(context: RouterContext, subgraph: string): Record<string, unknown> {
+  const extensions: Record<string, unknown> = { requestId: context.requestId };
+  const sign = context.identityFor;
+  if (sign) Object.defineProperty(extensions, 'identity', { enumerable: true, get: () => sign(subgraph) });
+  return extensions;
 }
 
 function toWebSocketUrl(httpUrl: string): string {
@@ -85,14 +100,17 @@ export class SubscriptionExecutor {
   subscribe(request: SubscriptionRequest): AsyncIterableIterator<ExecutionResult> | ExecutionResult {
     const planning = this.planning;
     if (!planning) return error('The router has no schema yet', SUBSCRIPTION_FAILED);
-    const operationContext = buildOperationContext({
-      schema: planning.graphqlApiSchema,
-      operationDocument: request.document,
-      operationName: request.operationName,
-    });
-    const plan = planning.planner.buildQueryPlan(
-      operationFromDocument(planning.apiSchema, request.document, { operationName: request.operationName }),
-    );
+    // Planned once per operation text and supergraph, shared by every subscriber (read-only in execution).
+    const { operationContext, plan } = planCacheOf<Planned>(planning).get(request.document, request.operationName, () => ({
+      operationContext: buildOperationContext({
+        schema: planning.graphqlApiSchema,
+        operationDocument: request.document,
+        operationName: request.operationName,
+      }),
+      plan: planning.planner.buildQueryPlan(
+        operationFromDocument(planning.apiSchema, request.document, { operationName: request.operationName }),
+      ),
+    }));
     if (plan.node?.kind !== 'Subscription') return error('Not a subscription operation', SUBSCRIPTION_FAILED);
     const { primary, rest } = plan.node;
     const url = planning.urls.get(primary.serviceName);
@@ -118,10 +136,7 @@ export class SubscriptionExecutor {
         variables,
         ...(primary.operationName ? { operationName: primary.operationName } : {}),
         // One upstream socket carries many subscribers, so each subscription names its own (signed) caller.
-        extensions: {
-          requestId: request.context.requestId,
-          ...(request.context.identityFor ? { identity: request.context.identityFor(primary.serviceName) } : {}),
-        },
+        extensions: upstreamExtensions(request.context, primary.serviceName),
       },
       {
         next: (event) => {

@@ -1,0 +1,47 @@
+import { print, type DocumentNode } from 'graphql';
+
+/**
+ * Query plans (with their operation context) of subscription operations, by
+ * operation text, for one version of the supergraph. Every client following an
+ * order sends the same operation; planning it once instead of per subscription
+ * saves most of the CPU of opening one, and the memory of a plan per subscriber.
+ * Least recently used entries go first once `max` are held.
+ */
+export class PlanCache<T> {
+  private readonly entries = new Map<string, T>();
+
+  constructor(private readonly max = 500) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The cached value for this operation, or what `build` returns (cached when it does not throw). */
+  get(document: DocumentNode, operationName: string | undefined, build: () => T): T {
+    // The text the client sent when the parser kept it (it does), the printed document otherwise.
+    const text = document.loc?.source.body ?? print(document);
+    const key = `${operationName ?? ''}\n${text}`;
+    const hit = this.entries.get(key);
+    if (hit !== undefined) {
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+      return hit;
+    }
+    const value = build();
+    this.entries.set(key, value);
+    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
+    return value;
+  }
+}
+
+const caches = new WeakMap<object, PlanCache<unknown>>();
+
+/** The plan cache of one planning state (one supergraph version); a new supergraph starts empty. */
+export function planCacheOf<T>(planning: object): PlanCache<T> {
+  let cache = caches.get(planning);
+  if (!cache) {
+    cache = new PlanCache<unknown>();
+    caches.set(planning, cache);
+  }
+  return cache as PlanCache<T>;
+}
