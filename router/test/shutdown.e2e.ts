@@ -218,7 +218,7 @@ describe('graceful shutdown', () => {
       proxy.release();
       service.child.kill('SIGKILL');
     }
-  });
+  }, 120_000);
 
   it('subgraph process: SIGTERM answers a request still arriving, then exits 0', async () => {
     const service = await spawnService('subgraphs/products/src/main.ts', {
@@ -236,7 +236,7 @@ describe('graceful shutdown', () => {
     } finally {
       service.child.kill('SIGKILL');
     }
-  });
+  }, 120_000);
 
   it('subgraph: finishes every request in flight and refuses new connections', async () => {
     // Hold the subgraph's SQL until its stop has begun.
