@@ -40,7 +40,7 @@ function error(message: string, code: string): ExecutionResult {
  * (re)subscribes, so a subscription resumed after the upstream socket reconnects carries a freshly signed identity
  * rather than one that expired 60 seconds after the client subscribed.
  */
-function upstreamExtensions(context: RouterContext, subgraph: string): Record<string, unknown> {
+export function upstreamExtensions(context: RouterContext, subgraph: string): Record<string, unknown> {
   const extensions: Record<string, unknown> = { requestId: context.requestId };
   const sign = context.identityFor;
   if (sign) Object.defineProperty(extensions, 'identity', { enumerable: true, get: () => sign(subgraph) });
