@@ -163,7 +163,7 @@ describe('retries and deduplication through the router', () => {
       { ...urls, products: products.url, inventory: inventoryProxy.url },
       undefined,
       // No breaker here: these tests count every request that reaches a subgraph.
-      { SUBGRAPH_BREAKER_FAILURES: '0' },
+      { SUBGRAPH_BREAKER_FAILURES: '0', INVENTORY_SUBGRAPH_TIMEOUT_MS: '500' },
     );
   });
   const deduplicated = () => metric(proxied.url, 'subgraph_fetches_deduplicated_total{subgraph="products"}');
@@ -221,6 +221,29 @@ describe('retries and deduplication through the router', () => {
     expect(new Set(subjects)).toEqual(new Set([alice.id, bob.id]));
     // A caller's identical requests did share (the identity is re-signed each second, so allow one more each).
     expect(arrivals.length).toBeLessThanOrEqual(2 * callers.length);
+  });
+
+  it("gives up on a subgraph that does not answer within its own deadline, and answers the rest", async () => {
+    const product = shop.products[8]!;
+    inventoryProxy.mode = 'hang';
+    try {
+      const res = await graphql(proxied.url, `query($p: ID!) { product(id: $p) { name stock } products(first: 1) { edges { node { name } } } }`, {
+        p: product.id,
+      });
+      expect(res.status).toBe(200);
+      expect(res.data).toEqual({ product: null, products: { edges: [{ node: { name: expect.any(String) as string } }] } });
+      expect(res.errors).toEqual([
+        expect.objectContaining({
+          path: ['product'],
+          message: 'The inventory service did not answer in time; the fields it provides are missing.',
+          extensions: expect.objectContaining({ code: 'SUBGRAPH_UNAVAILABLE', serviceName: 'inventory' }),
+        }),
+      ]);
+    } finally {
+      inventoryProxy.mode = 'answer';
+      // The hung requests' connections go; the router opens new ones.
+      inventoryProxy.cutConnections();
+    }
   });
 
   it('retries a query whose connection was cut, but never a mutation', async () => {
