@@ -26,6 +26,11 @@ export async function hashPassword(password: string): Promise<string> {
 // Compared against when there is no hash (unknown email), so that case costs the same work as a wrong password.
 let dummyHash: Promise<string> | undefined;
 
+/** Computes the stand-in hash ahead of time, so the first login with an unknown email is not slower than later ones. */
+export function preparePasswordChecks(): Promise<unknown> {
+  return (dummyHash ??= hashPassword(randomBytes(16).toString('hex')));
+}
+
 /** Whether `password` matches `encoded`; with no hash, does the same work and answers false. */
 export async function verifyPassword(password: string, encoded: string | null | undefined): Promise<boolean> {
   const hash = encoded ?? (await (dummyHash ??= hashPassword(randomBytes(16).toString('hex'))));

@@ -3,6 +3,7 @@ import {
   OutboxRelay,
   TokenIssuer,
   createRedis,
+  preparePasswordChecks,
   readJwtIssuerConfig,
   readString,
   type Database,
@@ -29,6 +30,8 @@ export async function startUsersRuntime(db: Database, env: NodeJS.ProcessEnv, lo
   const config = readNotificationProducerConfig(env, db.kind === 'pglite');
   // Before anything connects: a production start without a signing key fails here.
   const tokens = await TokenIssuer.create(readJwtIssuerConfig(env, readString(env, 'NODE_ENV', 'development') === 'production'));
+  // In the background: nothing waits for it, but logins soon find it ready.
+  preparePasswordChecks().catch((error: unknown) => log.warn({ err: error }, 'could not prepare password checks'));
   const connection = createRedis(config.queue.redisUrl, log, { name: 'users-outbox' });
   const queue = new Queue(NOTIFICATIONS_QUEUE, {
     connection,
