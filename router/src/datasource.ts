@@ -19,14 +19,16 @@ function documentOf(document: DocumentNode | undefined, query: string | undefine
 
 /**
  * The GraphQL answer inside a subgraph's 4xx response (the gateway throws on any non-2xx status): a subgraph that
- * refuses a request (401 UNAUTHENTICATED, 400 validation) is up, and its own errors are what the client needs.
+ * refuses a request (400 validation, 413) is up, and its own errors are what the client needs. Not 401: through the
+ * router that means the subgraph does not trust the router's identity header (a misconfigured IDENTITY_SECRET), which
+ * is the service's fault, not the client's, so it stays SUBGRAPH_UNAVAILABLE.
  */
 function refusalOf(error: unknown): GatewayGraphQLResponse | undefined {
   const extensions = (error as { extensions?: { response?: { status?: unknown; body?: unknown } } } | null)?.extensions;
   const response = extensions?.response;
   const status = typeof response?.status === 'number' ? response.status : 0;
   const body = response?.body as GatewayGraphQLResponse | undefined;
-  if (status < 400 || status >= 500 || !Array.isArray(body?.errors)) return undefined;
+  if (status < 400 || status >= 500 || status === 401 || !Array.isArray(body?.errors)) return undefined;
   return { ...(body.data === undefined ? {} : { data: body.data }), errors: body.errors };
 }
 

@@ -246,6 +246,30 @@ describe('retries and deduplication through the router', () => {
     }
   });
 
+  it("passes a subgraph's own 4xx refusal on, but not a 401 (the subgraph distrusts the router, not the client)", async () => {
+    const list = `{ products(first: 1) { edges { node { name } } } }`;
+    products.mode = 'refuse';
+    try {
+      const error = { message: 'Cannot query field "nope" on type "Product".', extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } };
+      products.refusal = { status: 400, body: { errors: [error] } };
+      const refused = await graphql(proxied.url, list);
+      expect(refused.errors).toEqual([
+        expect.objectContaining({
+          message: error.message,
+          extensions: expect.objectContaining({ code: 'GRAPHQL_VALIDATION_FAILED', serviceName: 'products' }),
+        }),
+      ]);
+
+      products.refusal = { status: 401, body: { errors: [{ message: 'The caller identity is invalid', extensions: { code: 'UNAUTHENTICATED' } }] } };
+      const distrusted = await graphql(proxied.url, list);
+      expect(distrusted.errors).toEqual([
+        expect.objectContaining({ path: ['products'], extensions: expect.objectContaining({ code: 'SUBGRAPH_UNAVAILABLE', serviceName: 'products' }) }),
+      ]);
+    } finally {
+      products.mode = 'answer';
+    }
+  });
+
   it('retries a query whose connection was cut, but never a mutation', async () => {
     const product = shop.products[7]!;
     inventoryProxy.mode = 'drop';

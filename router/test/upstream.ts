@@ -11,7 +11,9 @@ export type UpstreamMode =
   /** Never answer. */
   | 'hang'
   /** Answer 503. */
-  | 'error';
+  | 'error'
+  /** Answer with `refusal`: a status and a GraphQL body. */
+  | 'refuse';
 
 export interface Arrival {
   body: string;
@@ -26,6 +28,7 @@ export interface Upstream {
   url: string;
   arrivals: Arrival[];
   mode: UpstreamMode;
+  refusal: { status: number; body: unknown };
   /** Requests to answer wait until `release()`. */
   hold(): void;
   release(): void;
@@ -75,6 +78,9 @@ export async function startUpstream(target: string | { json: unknown }): Promise
       }
       if (upstream.mode === 'drop') req.socket.destroy();
       else if (upstream.mode === 'error') res.writeHead(503, { 'content-type': 'text/plain' }).end('unavailable');
+      else if (upstream.mode === 'refuse') {
+        res.writeHead(upstream.refusal.status, { 'content-type': 'application/json' }).end(JSON.stringify(upstream.refusal.body));
+      }
       else if (upstream.mode === 'answer') {
         answer(res, body, req.headers).catch(() => {
           if (!res.headersSent) res.writeHead(502).end();
@@ -94,6 +100,7 @@ export async function startUpstream(target: string | { json: unknown }): Promise
     url: `http://127.0.0.1:${port}/graphql`,
     arrivals,
     mode: 'answer',
+    refusal: { status: 400, body: { errors: [{ message: 'refused' }] } },
     hold() {
       gate ??= new Promise((resolve) => (open = resolve));
     },
