@@ -33,7 +33,7 @@ function details(r: Json): string {
         `\n\nCPU ms per request, every process: router run: ${byProcess(r.router.combined)}; baseline run: ${byProcess(r.baseline.combined)}.`;
     case 'overhead':
       return (
-        `Fetches per request in both: ${r.fetches.join(' → ')}.\n\n` +
+        `Fetches per request in both, in plan order (users and products side by side): ${r.fetches.join(', ')}.\n\n` +
         table(
           ['in flight', 'router p50 ms', 'direct p50 ms', 'added p50', 'router p99 ms', 'direct p99 ms', 'added p99'],
           Object.entries(r.summary as Record<string, Json>).map(([c, s]) => [

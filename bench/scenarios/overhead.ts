@@ -5,6 +5,8 @@ import { ORDER_DETAILS, plannedFetches } from '../lib/operations.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
 import { postGraphQL } from './gateway.js';
 
+const percent = (fraction: number) => `${fraction >= 0 ? '+' : ''}${Math.round(fraction * 100)}%`;
+
 /**
  * 3. The router's overhead: OrderDetails through the router against the same
  * fetches (the plan's own operation texts) made by the client itself, with the
@@ -51,12 +53,12 @@ export async function overheadScenario(ctx: BenchContext): Promise<ScenarioResul
     targets: [
       {
         goal: 'router adds <= 30% to the latency of the same fetches (p50, one request in flight)',
-        measured: `${single.router.p50} ms vs ${single.direct.p50} ms (+${Math.round(single.addedP50 * 100)}%)`,
+        measured: `${single.router.p50} ms vs ${single.direct.p50} ms (${percent(single.addedP50)})`,
         met: single.addedP50 <= 0.3,
       },
       {
         goal: `same, at ${connections} in flight (p50)`,
-        measured: `${loaded.router.p50} ms vs ${loaded.direct.p50} ms (+${Math.round(loaded.addedP50 * 100)}%)`,
+        measured: `${loaded.router.p50} ms vs ${loaded.direct.p50} ms (${percent(loaded.addedP50)})`,
         met: loaded.addedP50 <= 0.3,
       },
     ],
