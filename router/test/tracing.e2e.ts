@@ -193,6 +193,27 @@ describe('tracing across the router and the subgraphs', () => {
     expect(root?.parentSpanId).toBe(parent);
   });
 
+  it("carries placeOrder's trace into orders' own look-ups in users and products", async () => {
+    const res = await graphql<{ placeOrder: { id: string } }>(
+      stack.url,
+      'mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id } }',
+      { input: { userId: shop.users[2]!.id, items: [{ productId: shop.products[6]!.id, quantity: 1 }] } },
+      { ...(await stack.auth('admin')), 'x-request-id': 'traced-order' },
+    );
+    expect(res.errors).toBeUndefined();
+    await telemetry.flush();
+    const ordersServer = () =>
+      collector.spans.find(
+        (s) => s.attributes['server.port'] === portOf(stack.subgraphs.orders.url) && s.attributes['graphql.operation.type'] === 'mutation',
+      );
+    await expect.poll(ordersServer, { timeout: 5_000 }).toBeDefined();
+    const trace = collector.spans.filter((s) => s.traceId === ordersServer()!.traceId);
+    for (const name of ['users', 'products'] as const) {
+      const lookUp = trace.find((s) => s.kind === SPAN_KIND_SERVER && s.attributes['server.port'] === portOf(stack.subgraphs[name].url));
+      expect(lookUp?.parentSpanId, name).toBe(ordersServer()!.spanId);
+    }
+  });
+
   it('sends nothing once telemetry is shut down, and requests work as before', async () => {
     await telemetry.shutdown();
     expect(tracingEnabled()).toBe(false);

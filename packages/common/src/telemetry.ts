@@ -144,6 +144,13 @@ export function injectTraceContext(headers: { set(name: string, value: string): 
   propagation.inject(context.active(), headers, { set: (carrier, key, value) => carrier.set(key, value) });
 }
 
+/** `traceparent` (and `tracestate`) for the active span, to spread into a request's headers; empty while tracing is off. */
+export function traceHeaders(): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (provider) propagation.inject(context.active(), headers);
+  return headers;
+}
+
 /** Puts the GraphQL operation's type and name on the request's server span, for finding traces by operation. */
 export function operationSpanPlugin<TContext extends BaseContext>(): ApolloServerPlugin<TContext> {
   return {

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GraphQLError } from 'graphql';
-import { IDENTITY_HEADER, REQUEST_ID_HEADER, signIdentity, type Logger } from '@shop/common';
+import { IDENTITY_HEADER, REQUEST_ID_HEADER, signIdentity, traceHeaders, type Logger } from '@shop/common';
 
 /** A product as placing an order needs it: the name and the current price to capture. */
 export interface CatalogProduct {
@@ -120,6 +120,8 @@ export class CatalogClient {
           'content-type': 'application/json',
           [REQUEST_ID_HEADER]: requestId,
           [IDENTITY_HEADER]: signIdentity({ sub: 'orders', role: 'SERVICE' }, service, this.options.identitySecret),
+          // The look-up belongs to the placeOrder request's trace.
+          ...traceHeaders(),
         },
         body,
         signal,
