@@ -56,7 +56,7 @@ function details(r: Json): string {
         `REST ${cpuTotal(r.rest.combined)} (${byProcess(r.rest.combined)}).`;
     case 'subscriptions':
       return (
-        `Router RSS before: ${r.routerRssBeforeMiB} MiB.\n\n` +
+        `Router RSS before the first subscription (after the load scenarios): ${r.routerRssBeforeMiB} MiB; KiB/subscription is (RSS − that) / open.\n\n` +
         table(
           ['open', 'opened in s', 'router RSS MiB', 'KiB/subscription', 'changes', 'changes/s', 'delivered', 'delivery p50 ms', 'p99 ms', 'max ms', 'mutation p50 ms', 'CPU ms per change'],
           (r.levels as Json[]).map((l) => [
