@@ -1,6 +1,6 @@
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import { DiagLogLevel, context, diag, propagation, trace, type Tracer, type TracerProvider } from '@opentelemetry/api';
-import { readBool, readInt, readOptional, readUrl } from './config.js';
+import { readBool, readInt, readLogLevel, readOptional, readUrl } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 
 /** Where spans go, from the standard OpenTelemetry variables; undefined when tracing is off. */
@@ -60,11 +60,14 @@ export async function startTelemetry(
   service: string,
   env: NodeJS.ProcessEnv = process.env,
   /** Where the SDK's own warnings (failed exports) go; a JSON logger of the service by default. */
-  diagnostics: Logger = createLogger(readOptional(env, 'OTEL_SERVICE_NAME') ?? service, 'warn'),
+  diagnosticsLog?: Logger,
 ): Promise<Telemetry> {
   const config = readTelemetryConfig(service, env);
   if (!config) return { enabled: false, flush: async () => undefined, shutdown: async () => undefined };
   if (provider) throw new Error('telemetry is already started in this process');
+  // Warnings and errors only, unless LOG_LEVEL asks for less.
+  const level = readLogLevel(env);
+  const diagnostics = diagnosticsLog ?? createLogger(config.serviceName, ['silent', 'fatal', 'error'].includes(level) ? level : 'warn');
   const [{ W3CTraceContextPropagator }, { OTLPTraceExporter }, { resourceFromAttributes }, { BatchSpanProcessor, NodeTracerProvider }, { ATTR_SERVICE_NAME }] =
     await Promise.all([
       import('@opentelemetry/core'),
