@@ -118,7 +118,9 @@ export async function writeReport(resultsDir: string, out: string): Promise<void
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}.`,
     '',
-    `Code: commit ${m.commit ?? 'unknown'}${m.uncommittedChanges ? ', with uncommitted changes of other work in the checkout' : ''}.`,
+    `Code: commit ${m.commit ?? 'unknown'}${
+      results.some((r) => (r.machine as Json).uncommittedChanges) ? ' (the shared checkout had uncommitted changes of other work during some scenarios)' : ''
+    }.`,
     '',
     `Load: ${s.connections} connections (requests in flight), ${s.rounds} runs of ${s.seconds} s per target after ${s.warmupSeconds} s of warm-up, targets in turns (A B B A); requests spread over all ${'2,000'} seeded orders. ` +
       'Every service is its own process; CPU time is read from /proc for the measured process only.',
