@@ -83,6 +83,15 @@ const profiled = new Set(values['cpu-prof']?.split(',').map((s) => s.trim()) ?? 
 const profileArgs = (name: string) => (profiled.has(name) ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}/${name}`] : []);
 settings.routerNodeArgs = profileArgs('router');
 
+/** How the run named its database server, password left out. */
+function serverPrefix(): string {
+  const given = process.env.BENCH_DATABASE_URL;
+  if (!given) return '';
+  const url = new URL(given);
+  if (url.password) url.password = '***';
+  return `BENCH_DATABASE_URL=${url.toString()} `;
+}
+
 const log = (message: string) => process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 
 // No service may outlive the bench, however it ends.
@@ -131,7 +140,7 @@ try {
         ...result,
         measuredAt: new Date().toISOString(),
         durationSeconds: Math.round((performance.now() - t0) / 100) / 10,
-        command: `npm run bench${smoke ? ' -- --smoke' : ''}`,
+        command: `${serverPrefix()}npm run bench${smoke ? ' -- --smoke' : ''}`,
         settings,
         storage: storage.kind,
         machine: await machine(),
