@@ -25,17 +25,18 @@ function oneLine(value: string): string {
   return value.replace(/[\r\n\t]+/g, ' ').trim();
 }
 
-const formats = new Map<string, Intl.NumberFormat>();
+/** A formatter per currency, with its minor-unit digits read once (resolvedOptions() is costly per call). */
+const formats = new Map<string, { format: Intl.NumberFormat; scale: number }>();
 
 /** Formats minor units as money, e.g. { amount: 1999, currency: 'USD' } as $19.99. */
 export function formatMoney({ amount, currency }: Money): string {
-  let format = formats.get(currency);
-  if (!format) {
-    format = new Intl.NumberFormat('en-US', { style: 'currency', currency });
-    formats.set(currency, format);
+  let entry = formats.get(currency);
+  if (!entry) {
+    const format = new Intl.NumberFormat('en-US', { style: 'currency', currency });
+    entry = { format, scale: 10 ** (format.resolvedOptions().maximumFractionDigits ?? 2) };
+    formats.set(currency, entry);
   }
-  const digits = format.resolvedOptions().maximumFractionDigits ?? 2;
-  return format.format(amount / 10 ** digits);
+  return entry.format.format(amount / entry.scale);
 }
 
 /** Short order reference for subjects, e.g. #3F2A9C1B. */
