@@ -113,8 +113,15 @@ export class InvalidTokenError extends Error {
   override name = 'InvalidTokenError';
 }
 
-/** Verifies access tokens (signature, issuer, audience, expiry, a user role) and returns whose they are. */
-export function createTokenVerifier(config: JwtVerifierConfig): (token: string) => Promise<Identity> {
+/** A verified access token: whose it is, and when it stops being valid. */
+export interface VerifiedToken {
+  identity: Identity;
+  /** The token's `exp` claim, in seconds since the epoch: valid while the clock reads less than `exp * 1000` ms. */
+  exp: number;
+}
+
+/** Verifies access tokens (signature, issuer, audience, expiry, a user role) and returns whose they are and until when. */
+export function createVerifiedTokenReader(config: JwtVerifierConfig): (token: string) => Promise<VerifiedToken> {
   const key: Uint8Array | JWTVerifyGetKey = config.jwksUrl
     ? createRemoteJWKSet(new URL(config.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 600_000 })
     : new TextEncoder().encode(config.secret);
@@ -129,10 +136,16 @@ export function createTokenVerifier(config: JwtVerifierConfig): (token: string) 
       });
       // A token can only carry a user's role; SERVICE is for subgraph-to-subgraph calls.
       if (payload.role !== 'CUSTOMER' && payload.role !== 'ADMIN') throw new InvalidTokenError('token has no user role');
-      return { sub: payload.sub!, role: payload.role };
+      return { identity: { sub: payload.sub!, role: payload.role }, exp: payload.exp! };
     } catch (error) {
       if (error instanceof InvalidTokenError) throw error;
       throw new InvalidTokenError(error instanceof Error ? error.message : String(error));
     }
   };
+}
+
+/** Verifies access tokens (signature, issuer, audience, expiry, a user role) and returns whose they are. */
+export function createTokenVerifier(config: JwtVerifierConfig): (token: string) => Promise<Identity> {
+  const read = createVerifiedTokenReader(config);
+  return async (token) => (await read(token)).identity;
 }
