@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '@shop/common';
-import { CircuitOpenError, SubgraphResilience, type ResilienceConfig } from '../src/resilience.js';
+import { CircuitOpenError, SubgraphResilience, isQuery, type ResilienceConfig } from '../src/resilience.js';
 import { createHttpFetch } from '../src/http-fetch.js';
 import { startUpstream, type Upstream } from './upstream.js';
 
@@ -250,5 +250,94 @@ describe.each([
       await Promise.all(calls);
       expect(target.arrivals).toHaveLength(2);
     });
+  });
+});
+
+/** The decision as it was made before the shortcut: always by parsing the body. */
+function isQueryByParsing(body: string): boolean {
+  let query: unknown;
+  try {
+    query = (JSON.parse(body) as { query?: unknown }).query;
+  } catch {
+    return false;
+  }
+  return typeof query === 'string' && /^\s*(\{|query\b)/.test(query);
+}
+
+describe('isQuery', () => {
+  const bodies: [string, boolean][] = [
+    [QUERY, true],
+    [ANONYMOUS_QUERY, true],
+    [MUTATION, false],
+    [JSON.stringify({ query: 'subscription S { x }' }), false],
+    [JSON.stringify({ query: '   query Q { x }' }), true],
+    [JSON.stringify({ query: '\n  query Q { x }' }), true],
+    [JSON.stringify({ query: '\n  mutation M { x }' }), false],
+    [JSON.stringify({ query: 'query' }), true],
+    [JSON.stringify({ query: 'queryX { x }' }), false],
+    [JSON.stringify({ query: 'query\n{ x }' }), true],
+    [JSON.stringify({ query: '\ufeffquery Q { x }' }), true],
+    [JSON.stringify({ query: 'query($representations:[_Any!]!){_entities(representations:$representations){...on Product{stock}}}', variables: { representations: [{ __typename: 'Product', id: 'p1', query: 'x' }] } }), true],
+    // A later duplicate key wins when parsed: the shortcut must not say "query".
+    ['{"query":"query Q { x }","query":"mutation M { x }"}', false],
+    ['{"query":"query Q { x }","\\u0071uery":"mutation M { x }"}', false],
+    ['{"query":"{ x }","variables":{},"query":"mutation M { x }"}', false],
+    ['{"query":"mutation M { x }","query":"query Q { x }"}', true],
+    [' {"query":"query Q { x }"}', true],
+    ['{"operationName":"M","query":"mutation M { x }"}', false],
+    ['{"query":1}', false],
+    ['not json', false],
+    ['', false],
+  ];
+
+  it.each(bodies)('%s: %s, as parsing the body decides', (body, expected) => {
+    expect(isQueryByParsing(body)).toBe(expected);
+    expect(isQuery(body)).toBe(expected);
+  });
+
+  it('treats a body that is not a string as a write', () => {
+    expect(isQuery(undefined)).toBe(false);
+    expect(isQuery(Buffer.from(QUERY))).toBe(false);
+  });
+});
+
+describe('responses handed to the data source', () => {
+  it('read like a fetch Response: status, headers, a body read once, each caller its own', async () => {
+    const target = await upstream();
+    const fetcher = new SubgraphResilience(settings(), log, {}, createHttpFetch()).fetcher('inventory');
+    target.hold();
+    const [a, b] = [fetcher(target.url, post(QUERY)), fetcher(target.url, post(QUERY))];
+    await target.arrived(1);
+    target.release();
+    const [first, second] = await Promise.all([a, b]);
+    expect(target.arrivals).toHaveLength(1);
+    expect(first.ok).toBe(true);
+    expect(first.status).toBe(200);
+    expect(first.url).toBe(target.url);
+    expect(first.headers.get('Content-Type')).toBe('application/json');
+    expect(first.headers.has('content-length')).toBe(false);
+    expect(() => first.headers.set('x', 'y')).toThrow(TypeError);
+    expect(first.bodyUsed).toBe(false);
+    const clone = first.clone();
+    const parsed = await first.json();
+    expect(parsed).toEqual(ANSWER);
+    expect(first.bodyUsed).toBe(true);
+    await expect(first.text()).rejects.toThrow(TypeError);
+    expect(() => first.clone()).toThrow(TypeError);
+    // Every caller parses its own object.
+    const other = await second.json();
+    expect(other).toEqual(ANSWER);
+    expect(other).not.toBe(parsed);
+    expect(await clone.text()).toBe(JSON.stringify(ANSWER));
+    expect(new TextDecoder().decode(await (await fetcher(target.url, post(MUTATION))).arrayBuffer())).toBe(JSON.stringify(ANSWER));
+  });
+
+  it('passes an error status on with its body', async () => {
+    const target = await upstream();
+    target.mode = 'error';
+    const response = await new SubgraphResilience(settings({ retries: 0 }), log, {}, createHttpFetch()).fetcher('inventory')(target.url, post(MUTATION));
+    expect(response.ok).toBe(false);
+    expect(response.status).toBe(503);
+    expect(typeof (await response.text())).toBe('string');
   });
 });
