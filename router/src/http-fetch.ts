@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import { urlToHttpOptions } from 'node:url';
 
 /** Response headers as the data sources read them: `get` and iteration, lower-case names. */
 class ResponseHeaders {
@@ -76,13 +77,32 @@ function headersOf(init: RequestInit | undefined): Record<string, string> {
 export function createHttpFetch(options: { maxSockets?: number } = {}): typeof fetch {
   const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? Infinity, scheduling: 'lifo' as const };
   const agents = { 'http:': new http.Agent(agentOptions), 'https:': new https.Agent(agentOptions) };
+  // A router calls a handful of subgraph URLs: each is parsed once, not per call.
+  const targets = new Map<string, { href: string; protocol: string; options: http.RequestOptions }>();
+  const targetOf = (input: string | URL | Request) => {
+    const key = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    let target = targets.get(key);
+    if (!target) {
+      const url = new URL(key);
+      target = { href: url.href, protocol: url.protocol, options: urlToHttpOptions(url) };
+      if (targets.size >= 64) targets.clear();
+      targets.set(key, target);
+    }
+    return target;
+  };
   const httpFetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> =>
     new Promise<Response>((resolve, reject) => {
-      const url = typeof input === 'string' ? new URL(input) : input instanceof URL ? input : new URL(input.url);
-      const protocol = url.protocol as keyof typeof agents;
+      let target: ReturnType<typeof targetOf>;
+      try {
+        target = targetOf(input);
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      const protocol = target.protocol as keyof typeof agents;
       const agent = agents[protocol];
       if (!agent) {
-        reject(new TypeError(`unsupported protocol ${url.protocol}`));
+        reject(new TypeError(`unsupported protocol ${target.protocol}`));
         return;
       }
       const body = init?.body;
@@ -90,14 +110,26 @@ export function createHttpFetch(options: { maxSockets?: number } = {}): typeof f
         reject(new TypeError('this fetch sends string bodies only'));
         return;
       }
+      const signal = init?.signal ?? undefined;
+      // As node:http does with its `signal` option, minus its per-request stream bookkeeping (about 2% of the
+      // router's CPU per request): an abort destroys the request with an AbortError caused by the reason.
+      if (signal?.aborted) {
+        reject(abortError(signal));
+        return;
+      }
       const headers = headersOf(init);
       if (body != null) headers['content-length'] = String(Buffer.byteLength(body));
-      const request = (protocol === 'https:' ? https : http).request(url, {
+      const request = (protocol === 'https:' ? https : http).request({
+        ...target.options,
         method: init?.method ?? 'GET',
         headers,
         agent,
-        ...(init?.signal ? { signal: init.signal } : {}),
       });
+      if (signal) {
+        const onAbort = () => request.destroy(abortError(signal));
+        signal.addEventListener('abort', onAbort, { once: true });
+        request.once('close', () => signal.removeEventListener('abort', onAbort));
+      }
       request.once('error', reject);
       request.once('response', (response) => {
         const chunks: Buffer[] = [];
@@ -106,10 +138,18 @@ export function createHttpFetch(options: { maxSockets?: number } = {}): typeof f
         response.once('end', () => {
           const text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
           const status = response.statusCode ?? 0;
-          resolve(new HttpResponse(url.href, status, response.statusMessage ?? '', response.headers, text) as unknown as Response);
+          resolve(new HttpResponse(target.href, status, response.statusMessage ?? '', response.headers, text) as unknown as Response);
         });
       });
       request.end(body ?? undefined);
     });
   return httpFetch as typeof fetch;
+}
+
+/** The error node:http gives a request whose signal aborted. */
+function abortError(signal: AbortSignal): Error {
+  const error = new Error('The operation was aborted', { cause: signal.reason });
+  error.name = 'AbortError';
+  (error as Error & { code: string }).code = 'ABORT_ERR';
+  return error;
 }
