@@ -193,6 +193,18 @@ export function operationCost(
   variables: Readonly<Record<string, unknown>> = {},
   estimates: CostEstimates = DEFAULT_COST_ESTIMATES,
 ): number {
+  return costOf(schema, operation, fragments, variables, estimates).cost;
+}
+
+/** The cost, and whether any variable's value went into it (if none did, it holds for any variables). */
+function costOf(
+  schema: GraphQLSchema,
+  operation: OperationDefinitionNode,
+  fragments: ReadonlyMap<string, FragmentDefinitionNode>,
+  variables: Readonly<Record<string, unknown>>,
+  estimates: CostEstimates,
+): { cost: number; readsVariables: boolean } {
+  let readsVariables = false;
   const variableDefaults = new Map<string, number>();
   for (const definition of operation.variableDefinitions ?? []) {
     if (definition.defaultValue?.kind === Kind.INT) variableDefaults.set(definition.variable.name.value, Number(definition.defaultValue.value));
@@ -203,6 +215,7 @@ export function operationCost(
     let value: unknown;
     if (argument?.value.kind === Kind.INT) value = Number(argument.value.value);
     else if (argument?.value.kind === Kind.VARIABLE) {
+      readsVariables = true;
       const name = argument.value.name.value;
       value = variables[name] ?? variableDefaults.get(name);
     }
@@ -237,8 +250,16 @@ export function operationCost(
   }
 
   const root = schema.getRootType(operation.operation) ?? undefined;
-  return cost(operation.selectionSet, root);
+  const total = cost(operation.selectionSet, root);
+  return { cost: total, readsVariables };
 }
+
+/**
+ * Costs that no variable enters, by operation (Apollo Server hands every request with the same text the same
+ * parsed document), in that document, on that schema: the same operation with other variables costs the same.
+ * Held weakly, so an evicted document takes its entry with it.
+ */
+const variableFreeCosts = new WeakMap<OperationDefinitionNode, { document: DocumentNode; schema: GraphQLSchema; cost: number }>();
 
 /** The cost check, shared by the HTTP plugin and the WebSocket endpoint. */
 export function checkCost(
@@ -248,7 +269,15 @@ export function checkCost(
   variables: Readonly<Record<string, unknown>> | undefined,
   maxCost: number,
 ): OperationLimitError | undefined {
-  const cost = operationCost(schema, operation, fragmentsOf(document), variables ?? {});
+  const known = variableFreeCosts.get(operation);
+  let cost: number;
+  if (known && known.document === document && known.schema === schema) {
+    cost = known.cost;
+  } else {
+    const computed = costOf(schema, operation, fragmentsOf(document), variables ?? {}, DEFAULT_COST_ESTIMATES);
+    cost = computed.cost;
+    if (!computed.readsVariables) variableFreeCosts.set(operation, { document, schema, cost });
+  }
   if (cost <= maxCost) return undefined;
   return new OperationLimitError(
     LimitCode.Cost,

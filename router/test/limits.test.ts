@@ -162,6 +162,27 @@ describe('cost', () => {
     expect(error?.message).toMatch(/^Operation Expensive has an estimated cost of 32501; the limit is 5000\./);
   });
 
+  it('gives every request the cost of its own variables, also through fragments, and of its own document', () => {
+    const query = `query Paged($n: Int) { orders(first: 2) { ...Page } }
+      fragment Page on OrderConnection { edges { node { user { orders(first: $n) { edges { node { id } } } } } } }`;
+    const document = parse(query);
+    const operation = getOperationAST(document)!;
+    const actualFor = (n: number) => checkCost(schema, document, operation, { n }, 100)?.extensions.actual;
+    // 1 + 2 × (1 + 1 + (1 + 1 + n × 3))
+    expect(actualFor(1)).toBe(undefined);
+    expect(actualFor(100)).toBe(1 + 2 * (1 + 1 + (1 + 1 + 100 * 3)));
+    expect(actualFor(1)).toBe(undefined);
+
+    // No variable in the cost: the same answer every time, and a document with other fragments is costed anew.
+    const fixed = parse('query Fixed { orders(first: 50) { ...F } } fragment F on OrderConnection { edges { node { id } } }');
+    const fixedOperation = getOperationAST(fixed)!;
+    for (let i = 0; i < 3; i++) expect(checkCost(schema, fixed, fixedOperation, { x: i }, 100)?.extensions.actual).toBe(1 + 50 * 3);
+    const wider = parse('fragment F on OrderConnection { edges { node { id items { quantity } } } }');
+    const other = { ...fixed, definitions: [fixedOperation, ...wider.definitions] };
+    expect(checkCost(schema, other, fixedOperation, {}, 100)?.extensions.actual).toBe(1 + 50 * (1 + 1 + 1 + (1 + 10)));
+    expect(checkCost(schema, fixed, fixedOperation, {}, 100)?.extensions.actual).toBe(1 + 50 * 3);
+  });
+
   it('terminates on fragment cycles', () => {
     const query = '{ orders { ...A } } fragment A on OrderConnection { edges { node { user { orders { ...A } } } } }';
     expect(measure(query).cost).toBe(1 + 20 * (1 + 1 + 1 + (1 + 20 * 0)));
