@@ -1,5 +1,10 @@
 import { print, type DocumentNode } from 'graphql';
 
+/** One operation's cache key: its name and the text the client sent (the printed document when the parser kept none). */
+export function operationKey(document: DocumentNode, operationName: string | undefined): string {
+  return `${operationName ?? ''}\n${document.loc?.source.body ?? print(document)}`;
+}
+
 /**
  * Query plans (with their operation context) of subscription operations, by
  * operation text, for one version of the supergraph. Every client following an
@@ -18,9 +23,7 @@ export class PlanCache<T> {
 
   /** The cached value for this operation, or what `build` returns (cached when it does not throw). */
   get(document: DocumentNode, operationName: string | undefined, build: () => T): T {
-    // The text the client sent when the parser kept it (it does), the printed document otherwise.
-    const text = document.loc?.source.body ?? print(document);
-    const key = `${operationName ?? ''}\n${text}`;
+    const key = operationKey(document, operationName);
     const hit = this.entries.get(key);
     if (hit !== undefined) {
       this.entries.delete(key);

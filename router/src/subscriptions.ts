@@ -1,4 +1,4 @@
-import { GraphQLError, type DocumentNode, type ExecutionResult, type FormattedExecutionResult, type GraphQLSchema } from 'graphql';
+import { GraphQLError, getOperationAST, type DocumentNode, type ExecutionResult, type FormattedExecutionResult, type GraphQLSchema } from 'graphql';
 import { Supergraph, operationFromDocument, type Schema } from '@apollo/federation-internals';
 import { QueryPlanner, type FetchNode, type PlanNode } from '@apollo/query-planner';
 import { buildOperationContext, executeQueryPlan, type GraphQLDataSource, type ServiceMap } from '@apollo/gateway';
@@ -7,12 +7,20 @@ import WebSocket from 'ws';
 import type { Logger } from '@shop/common';
 import type { RouterContext } from './context.js';
 import { PushStream } from '@shop/common';
-import { planCacheOf } from './plan-cache.js';
+import { operationKey, planCacheOf } from './plan-cache.js';
+import { SUBSCRIPTION_SHARING, SharedSubscription, stableJson, type Sharing } from './shared-subscription.js';
 
 export const SCHEMA_RELOADED = 'SUBSCRIPTION_SCHEMA_RELOADED';
 export const SUBSCRIPTION_FAILED = 'SUBSCRIPTION_FAILED';
 
-type Planned = { operationContext: ReturnType<typeof buildOperationContext>; plan: ReturnType<QueryPlanner['buildQueryPlan']> };
+type Planned = {
+  operationContext: ReturnType<typeof buildOperationContext>;
+  plan: ReturnType<QueryPlanner['buildQueryPlan']>;
+  /** The operation's root field, which decides whether identical subscribers may share an upstream subscription. */
+  rootField: string | undefined;
+};
+
+type UpstreamEvent = FormattedExecutionResult<Record<string, unknown>, unknown>;
 
 /** Everything planning and execution need for one version of the supergraph. */
 interface Planning {
@@ -47,6 +55,19 @@ export function upstreamExtensions(context: RouterContext, subgraph: string): Re
   return extensions;
 }
 
+/** The name of the operation's single root field (subscriptions have exactly one), if it is written as a field. */
+function rootFieldOf(document: DocumentNode, operationName: string | undefined): string | undefined {
+  const selection = getOperationAST(document, operationName)?.selectionSet.selections[0];
+  return selection?.kind === 'Field' ? selection.name.value : undefined;
+}
+
+/** Subscribers with equal keys receive equal events: same operation, variables and caller (never shared across callers). */
+function sharingKey(request: SubscriptionRequest): string {
+  const identity = request.context.identity;
+  const caller = identity ? `${identity.role}:${identity.sub}` : 'anonymous';
+  return `${caller}\n${stableJson(request.variables)}\n${operationKey(request.document, request.operationName)}`;
+}
+
 function toWebSocketUrl(httpUrl: string): string {
   return httpUrl.replace(/^http/, 'ws');
 }
@@ -58,21 +79,41 @@ function toWebSocketUrl(httpUrl: string): string {
  * subgraph share one socket) and a `rest` plan; each event is run through the
  * gateway's executeQueryPlan with the event as the primary fetch's answer, so
  * fields owned by other subgraphs are resolved through entity fetches.
+ *
+ * Subscribers with the same operation, variables and caller (user id and role) share one upstream subscription and
+ * one resolution of each event when the root field allows it (see SUBSCRIPTION_SHARING); callers never share.
  */
 export class SubscriptionExecutor {
   private planning: Planning | undefined;
   private readonly active = new Set<PushStream<ExecutionResult>>();
   private readonly upstreams = new Map<string, Client>();
+  /** Shared upstream subscriptions by operation, variables and caller. */
+  private readonly shared = new Map<string, SharedSubscription<UpstreamEvent>>();
+  private upstreamSubscriptions = 0;
+  /** Each client stream's request id, for the log line when it is cut off. */
+  private readonly requestIds = new WeakMap<PushStream<ExecutionResult>, string>();
 
   constructor(
     private readonly dataSource: (name: string, url: string) => GraphQLDataSource,
     private readonly urlOverrides: Record<string, string>,
     private readonly log: Logger,
+    /** Which root fields' subscribers may share an upstream subscription, and how a late joiner starts. */
+    private sharing: Readonly<Record<string, Sharing>> = SUBSCRIPTION_SHARING,
   ) {}
 
   /** Open client subscriptions (for tests and metrics). */
   get openCount(): number {
     return this.active.size;
+  }
+
+  /** Open upstream subscriptions: at most one per distinct operation, variables and caller of a shared field. */
+  get upstreamCount(): number {
+    return this.upstreamSubscriptions;
+  }
+
+  /** Replaces the sharing policy for subscriptions opened from now on (tests). */
+  setSharing(sharing: Readonly<Record<string, Sharing>>): void {
+    this.sharing = sharing;
   }
 
   /** Takes a new supergraph; subscriptions planned on the old one end with a clear error. */
@@ -91,6 +132,8 @@ export class SubscriptionExecutor {
       urls,
     };
     if (!previous) return;
+    // Ending the streams empties and closes every shared upstream; none is joined on the new schema.
+    this.shared.clear();
     for (const stream of [...this.active]) {
       stream.push(error('The graph was updated; subscribe again to continue receiving events.', SCHEMA_RELOADED));
       stream.end();
@@ -101,7 +144,7 @@ export class SubscriptionExecutor {
     const planning = this.planning;
     if (!planning) return error('The router has no schema yet', SUBSCRIPTION_FAILED);
     // Planned once per operation text and supergraph, shared by every subscriber (read-only in execution).
-    const { operationContext, plan } = planCacheOf<Planned>(planning).get(request.document, request.operationName, () => ({
+    const { operationContext, plan, rootField } = planCacheOf<Planned>(planning).get(request.document, request.operationName, () => ({
       operationContext: buildOperationContext({
         schema: planning.graphqlApiSchema,
         operationDocument: request.document,
@@ -110,55 +153,79 @@ export class SubscriptionExecutor {
       plan: planning.planner.buildQueryPlan(
         operationFromDocument(planning.apiSchema, request.document, { operationName: request.operationName }),
       ),
+      rootField: rootFieldOf(request.document, request.operationName),
     }));
     if (plan.node?.kind !== 'Subscription') return error('Not a subscription operation', SUBSCRIPTION_FAILED);
     const { primary, rest } = plan.node;
     const url = planning.urls.get(primary.serviceName);
     if (!url) return error(`Unknown subgraph ${primary.serviceName}`, SUBSCRIPTION_FAILED);
 
-    let unsubscribe: () => void = () => undefined;
+    const sharing = rootField === undefined ? undefined : this.sharing[rootField];
+    const key = sharing && sharingKey(request);
+    let group = key === undefined ? undefined : this.shared.get(key);
+    if (!group) group = this.openUpstream(planning, url, primary, rest, operationContext, request, sharing, key);
+
+    const joined = group;
     const stream = new PushStream<ExecutionResult>(() => {
       this.active.delete(stream);
       // The lazy client closes its socket by itself once its last subscription is gone.
-      unsubscribe();
+      joined.leave(stream);
     });
     this.active.add(stream);
+    this.requestIds.set(stream, request.context.requestId);
+    joined.join(stream);
+    return stream;
+  }
+
+  /** Opens one upstream subscription for `request` (and, under `key`, for identical subscribers that come later). */
+  private openUpstream(
+    planning: Planning,
+    url: string,
+    primary: FetchNode,
+    rest: PlanNode | undefined,
+    operationContext: ReturnType<typeof buildOperationContext>,
+    request: SubscriptionRequest,
+    sharing: Sharing | undefined,
+    key: string | undefined,
+  ): SharedSubscription<UpstreamEvent> {
+    const group: SharedSubscription<UpstreamEvent> = new SharedSubscription<UpstreamEvent>({
+      sharing,
+      resolve: (event) => this.resolveEvent(planning, primary, rest, operationContext, request, event),
+      failure: () => error(`The ${primary.serviceName} service ended the subscription with an error.`, SUBSCRIPTION_FAILED),
+      onClosed: () => {
+        this.upstreamSubscriptions--;
+        if (key !== undefined && this.shared.get(key) === group) this.shared.delete(key);
+      },
+      onSlowMember: (stream) => this.log.warn({ requestId: this.requestIds.get(stream) }, 'subscriber too slow; subscription ended'),
+      onResolveFailed: (cause) => this.log.error({ err: cause, subgraph: primary.serviceName }, 'resolving a subscription event failed'),
+    });
+    if (key !== undefined) this.shared.set(key, group);
+    this.upstreamSubscriptions++;
 
     const variables: Record<string, unknown> = {};
     for (const name of primary.variableUsages ?? []) {
       if (name in request.variables) variables[name] = request.variables[name];
     }
-    // Events are resolved one after another so clients see them in order.
-    let queue: Promise<void> = Promise.resolve();
-    unsubscribe = this.upstream(url).subscribe(
-      {
-        query: primary.operation,
-        variables,
-        ...(primary.operationName ? { operationName: primary.operationName } : {}),
-        // One upstream socket carries many subscribers, so each subscription names its own (signed) caller.
-        extensions: upstreamExtensions(request.context, primary.serviceName),
-      },
-      {
-        next: (event) => {
-          queue = queue
-            .then(() => this.resolveEvent(planning, primary, rest, operationContext, request, event))
-            .then((result) => {
-              if (!stream.push(result)) {
-                this.log.warn({ requestId: request.context.requestId }, 'subscriber too slow; subscription ended');
-              }
-            });
+    group.start((sink) =>
+      this.upstream(url).subscribe<Record<string, unknown>, unknown>(
+        {
+          query: primary.operation,
+          variables,
+          ...(primary.operationName ? { operationName: primary.operationName } : {}),
+          // One upstream socket carries many subscribers, so each subscription names its own (signed) caller.
+          extensions: upstreamExtensions(request.context, primary.serviceName),
         },
-        error: (cause) => {
-          this.log.warn({ err: cause, subgraph: primary.serviceName }, 'upstream subscription failed');
-          void queue.then(() => {
-            stream.push(error(`The ${primary.serviceName} service ended the subscription with an error.`, SUBSCRIPTION_FAILED));
-            stream.end();
-          });
+        {
+          next: (event) => sink.next(event),
+          error: (cause) => {
+            this.log.warn({ err: cause, subgraph: primary.serviceName }, 'upstream subscription failed');
+            sink.error(cause);
+          },
+          complete: () => sink.complete(),
         },
-        complete: () => void queue.then(() => stream.end()),
-      },
+      ),
     );
-    return stream;
+    return group;
   }
 
   private async resolveEvent(
@@ -167,7 +234,7 @@ export class SubscriptionExecutor {
     rest: PlanNode | undefined,
     operationContext: ReturnType<typeof buildOperationContext>,
     request: SubscriptionRequest,
-    event: FormattedExecutionResult<Record<string, unknown>, unknown>,
+    event: UpstreamEvent,
   ): Promise<ExecutionResult> {
     // Upstream errors arrive formatted (plain objects); the graphql-ws server wants GraphQLErrors.
     if (!event.data) {

@@ -22,13 +22,13 @@ let stack: Stack;
 let admin: Record<string, string>;
 const clients: Client[] = [];
 
-function wsClient(httpUrl: string): Client {
+function wsClient(httpUrl: string, as: () => Record<string, string> = () => admin): Client {
   const client = createClient({
     url: httpUrl.replace('http', 'ws'),
     webSocketImpl: WebSocket,
     lazy: true,
     retryAttempts: 0,
-    connectionParams: () => ({ authorization: admin.authorization }),
+    connectionParams: () => ({ authorization: as().authorization }),
   });
   clients.push(client);
   return client;
@@ -157,6 +157,57 @@ describe('live order status through the router', () => {
       await ordersB.stop();
       await runtime.stop();
     }
+  });
+
+  it('shares one upstream subscription among identical subscribers, never across callers, each getting every change in order', async () => {
+    const order = shop.orders.filter((o) => o.status === 'CONFIRMED').at(-1)!;
+    const owner = await stack.auth(order.userId);
+    const query = `subscription($id: ID!) { orderStatusChanged(orderId: $id) { ${ORDER_FIELDS} } }`;
+    const statuses = (sub: ReturnType<typeof follow>) => sub.events.map((e) => e.order.status);
+    const adminA = wsClient(stack.url);
+    const adminB = wsClient(stack.url);
+    // Four identical subscribers of the administrator (two sockets), one of the order's customer.
+    const same = [follow(adminA, query, { id: order.id }), follow(adminA, query, { id: order.id }), follow(adminB, query, { id: order.id }), follow(adminB, query, { id: order.id })];
+    const customer = follow(wsClient(stack.url, () => owner), query, { id: order.id });
+    const all = [...same, customer];
+    await expect.poll(() => all.every((s) => s.events.length === 1), { timeout: 10_000 }).toBe(true);
+    // One upstream subscription per caller: the router's count, and the orders subgraph's Redis listeners.
+    expect(stack.router.subscriptions.openCount).toBe(5);
+    expect(stack.router.subscriptions.upstreamCount).toBe(2);
+    expect(ordersEvents().listenerCount).toBe(2);
+
+    const change = async (status: string) => {
+      const res = await graphql(stack.url, 'mutation($id: ID!, $s: OrderStatus!) { updateOrderStatus(id: $id, status: $s) { id } }', { id: order.id, s: status }, admin);
+      expect(res.errors).toBeUndefined();
+    };
+    await change('SHIPPED');
+    await expect.poll(() => all.every((s) => statuses(s).at(-1) === 'SHIPPED'), { timeout: 5_000 }).toBe(true);
+
+    // One leaving ends only its own; a late joiner starts with the order as it is now, then gets each change.
+    same[0]!.stop();
+    await expect.poll(() => stack.router.subscriptions.openCount, { timeout: 5_000 }).toBe(4);
+    const late = follow(adminB, query, { id: order.id });
+    await expect.poll(() => statuses(late), { timeout: 5_000 }).toEqual(['SHIPPED']);
+    expect(stack.router.subscriptions.upstreamCount).toBe(2);
+    expect(ordersEvents().listenerCount).toBe(2);
+    await change('DELIVERED');
+    await expect.poll(() => statuses(late), { timeout: 5_000 }).toEqual(['SHIPPED', 'DELIVERED']);
+    await expect.poll(() => [...same.slice(1), customer].every((s) => statuses(s).length === 3), { timeout: 5_000 }).toBe(true);
+
+    expect(statuses(same[0]!)).toEqual(['CONFIRMED', 'SHIPPED']);
+    for (const sub of [...same.slice(1), customer]) expect(statuses(sub)).toEqual(['CONFIRMED', 'SHIPPED', 'DELIVERED']);
+    const expected = {
+      id: order.id,
+      user: { name: shop.users.find((u) => u.id === order.userId)!.name },
+      items: order.lines.map((line) => ({ quantity: line.quantity, product: { name: shop.products.find((p) => p.id === line.productId)!.name } })),
+    };
+    for (const sub of [...all, late]) {
+      expect(sub.errors).toEqual([]);
+      for (const { order: event } of sub.events) expect(event).toEqual({ ...expected, status: event.status });
+    }
+    for (const sub of [...same.slice(1), customer, late]) sub.stop();
+    await expect.poll(() => stack.router.subscriptions.upstreamCount, { timeout: 5_000 }).toBe(0);
+    await expect.poll(() => ordersEvents().listenerCount, { timeout: 5_000 }).toBe(0);
   });
 
   it('releases the router and Redis listeners when clients disconnect, over many cycles', async () => {

@@ -11,6 +11,7 @@ import { startTestSubgraph, type TestSubgraph } from '@shop/common/testing';
 import { users } from '@shop/users';
 import { readRouterConfig } from '../src/config.js';
 import { createRouter, type Router } from '../src/server.js';
+import { SUBSCRIPTION_SHARING } from '../src/shared-subscription.js';
 import { TICKS_SCHEMA, tickState, ticksSubgraph } from './fixtures/ticks.js';
 import { login } from './stack.js';
 
@@ -103,6 +104,48 @@ describe('federated subscriptions through the router', () => {
       await expect.poll(() => tickState.open, { timeout: 10_000 }).toBe(0);
     }
     tickState.intervalMs = 20;
+  });
+
+  it('shares one upstream among identical subscribers of a shared field, each getting every event from when it joined, in order', async () => {
+    router.subscriptions.setSharing({ ticks: 'events' });
+    tickState.intervalMs = 20;
+    try {
+      const user = shop.users[3]!;
+      const ns = (sub: ReturnType<typeof collect>) => sub.events.map((e) => e.data!.ticks.n);
+      const first = [collect(TICKS, { u: user.id, c: 1_000_000 }), collect(TICKS, { u: user.id, c: 1_000_000 })];
+      await expect.poll(() => first.every((s) => s.events.length >= 3), { timeout: 10_000 }).toBe(true);
+      const late = collect(TICKS, { u: user.id, c: 1_000_000 });
+      const other = collect(TICKS, { u: shop.users[4]!.id, c: 1_000_000 });
+      await expect.poll(() => late.events.length >= 3 && other.events.length >= 3, { timeout: 10_000 }).toBe(true);
+      // Identical ones share one upstream subscription; other variables get their own.
+      expect(tickState.open).toBe(2);
+      expect(router.subscriptions.upstreamCount).toBe(2);
+      expect(router.subscriptions.openCount).toBe(4);
+      first[0]!.stop();
+      await expect.poll(() => router.subscriptions.openCount, { timeout: 5_000 }).toBe(3);
+      const seen = late.events.length;
+      await expect.poll(() => late.events.length, { timeout: 5_000 }).toBeGreaterThan(seen + 3);
+      expect(tickState.open).toBe(2);
+      for (const sub of [first[1]!, late]) sub.stop();
+      await expect.poll(() => tickState.open, { timeout: 5_000 }).toBe(1);
+      other.stop();
+      await expect.poll(() => tickState.open, { timeout: 5_000 }).toBe(0);
+      expect(router.subscriptions.upstreamCount).toBe(0);
+
+      // Each got a gapless run of the one upstream's events; the late one from where it joined, not from 1.
+      const run = (list: number[]) => list.every((n, i) => i === 0 || n === list[i - 1]! + 1);
+      for (const sub of [...first, late, other]) {
+        expect(run(ns(sub))).toBe(true);
+        for (const event of sub.events) expect(event.data!.ticks.user).toEqual({ name: expect.any(String), email: expect.any(String) });
+      }
+      expect(ns(first[0]!)[0]).toBe(1);
+      expect(ns(first[1]!)[0]).toBe(1);
+      expect(ns(late)[0]).toBeGreaterThan(3);
+      expect(ns(first[1]!)).toEqual(expect.arrayContaining(ns(late)));
+      expect(late.events[0]!.data!.ticks.user).toEqual({ name: user.name, email: user.email });
+    } finally {
+      router.subscriptions.setSharing(SUBSCRIPTION_SHARING);
+    }
   });
 
   it('ends open subscriptions with a clear error when the supergraph changes', async () => {
