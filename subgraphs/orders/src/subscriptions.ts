@@ -1,4 +1,14 @@
-import { PushStream, forbidden, mayActFor, notFound, parseId, requireSelfOrAdmin, requireUser, type PublishedEvent } from '@shop/common';
+import {
+  PushStream,
+  forbidden,
+  mayActFor,
+  notFound,
+  parseId,
+  requireSelfOrAdmin,
+  requireUser,
+  type PublishedEvent,
+  type Queryable,
+} from '@shop/common';
 import type { Context } from './context.js';
 import { ordersByIds, type OrderRow } from './db.js';
 import { orderEventsChannel, type OrderStatusEvent } from './messages.js';
@@ -7,11 +17,60 @@ import { runtimeOf } from './runtime-of.js';
 type Payload<K extends string> = Record<K, OrderRow>;
 
 /**
+ * Reads of single orders shared by every subscription of the process. A read joins one of the same order that has
+ * not started yet (all the subscriptions one event wakes, in the same tick, get one statement); otherwise it starts
+ * after the read of that order in flight. Every read therefore starts after it was asked for, and the reads of one
+ * order run one after another, so they return its committed states in order.
+ */
+export class OrderReads {
+  private readonly chains = new Map<string, { tail: Promise<unknown>; waiting: Promise<OrderRow | null> | undefined }>();
+
+  constructor(private readonly db: Queryable) {}
+
+  read(orderId: string): Promise<OrderRow | null> {
+    let chain = this.chains.get(orderId);
+    if (chain?.waiting) return chain.waiting;
+    if (!chain) {
+      chain = { tail: Promise.resolve(), waiting: undefined };
+      this.chains.set(orderId, chain);
+    }
+    const current = chain;
+    const result = current.tail
+      .then(() => {
+        current.waiting = undefined;
+        return ordersByIds(this.db, [orderId]);
+      })
+      .then(([order]) => order ?? null);
+    const tail = result.catch(() => undefined);
+    current.waiting = result;
+    current.tail = tail;
+    void tail.then(() => {
+      if (current.tail === tail) this.chains.delete(orderId);
+    });
+    return result;
+  }
+}
+
+const readsByDb = new WeakMap<Queryable, OrderReads>();
+
+/** The shared order reads of this database handle (one per process). */
+export function orderReadsOf(db: Queryable): OrderReads {
+  let reads = readsByDb.get(db);
+  if (!reads) {
+    reads = new OrderReads(db);
+    readsByDb.set(db, reads);
+  }
+  return reads;
+}
+
+/**
  * Follows order status events from Redis (published by any orders replica) and
- * sends each changed order, read fresh from the database. Reads run one after
- * another, so a client sees statuses in the order they happened; a status
- * already sent for an order (an event relayed twice) is not sent again.
- * Unsubscribing stops listening at once, even while no event arrives.
+ * sends each changed order, read fresh from the database. The read for an event
+ * is shared with the other subscriptions that event wakes (OrderReads), and the
+ * reads of one order run one after another; each subscription sends its reads'
+ * results in the order of its events, so a client sees statuses in the order
+ * they happened. A status already sent for an order (an event relayed twice) is
+ * not sent again. Unsubscribing stops listening at once, even while no event arrives.
  */
 async function follow<K extends string>(
   context: Context,
@@ -20,6 +79,7 @@ async function follow<K extends string>(
   initialOrderId?: string,
 ): Promise<AsyncIterableIterator<Payload<K>>> {
   const runtime = runtimeOf(context);
+  const orders = orderReadsOf(context.db);
   const sent = new Map<string, string>();
   let stopListening: () => void = () => undefined;
   const out = new PushStream<Payload<K>>(() => stopListening());
@@ -31,11 +91,15 @@ async function follow<K extends string>(
     out.push({ [field]: order } as Payload<K>);
   };
   const read = (orderId: string) => {
-    const next = reads.then(() => ordersByIds(context.db, [orderId]));
-    reads = next.then(([order]) => send(order ?? null)).catch((error: unknown) => {
-      context.log.error({ err: error }, 'order subscription failed to read an order');
-      out.end();
-    });
+    // Asked for now (after the event), sent in turn.
+    const next = orders.read(orderId);
+    reads = reads
+      .then(() => next)
+      .then(send)
+      .catch((error: unknown) => {
+        context.log.error({ err: error }, 'order subscription failed to read an order');
+        out.end();
+      });
     return next;
   };
 
@@ -45,7 +109,7 @@ async function follow<K extends string>(
     if (matches(payload)) void read(payload.orderId);
   });
   if (initialOrderId) {
-    const [current] = await read(initialOrderId);
+    const current = await read(initialOrderId);
     if (!current) {
       await out.return();
       throw notFound('Order', initialOrderId);
