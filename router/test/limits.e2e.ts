@@ -6,20 +6,9 @@ import { demoShop, type OutboxRelay } from '@shop/common';
 import { graphql } from '@shop/common/testing';
 import type { OrdersRuntime } from '@shop/orders';
 import { startStack, type Stack } from './stack.js';
+import { ORDER_DETAILS } from './fixtures/operations.js';
 
 const shop = demoShop();
-const ORDER_DETAILS = /* GraphQL */ `
-  query OrderDetails($id: ID!) {
-    order(id: $id) {
-      id status createdAt total { amount currency }
-      user { id name email }
-      items {
-        quantity unitPrice { amount currency } subtotal { amount }
-        product { id sku name price { amount currency } inStock stock shippingEstimate { amount currency } }
-      }
-    }
-  }
-`;
 /** 13 levels: one over the default depth limit of 12. */
 const DEEP_SELECTION = 'user { orders { edges { node { user { orders { edges { node { user { orders { edges { node { id } } } } } } } } } } } }';
 const EXPENSIVE = /* GraphQL */ `

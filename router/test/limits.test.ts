@@ -18,22 +18,11 @@ import {
   tokenLimitError,
 } from '../src/limits.js';
 import { COMMITTED_SUPERGRAPH } from './stack.js';
+import { ORDER_DETAILS } from './fixtures/operations.js';
 
 const schema = Supergraph.build(readFileSync(COMMITTED_SUPERGRAPH, 'utf8')).apiSchema().toGraphQLJSSchema();
 const limits = readRouterConfig([], {}).limits;
 
-const ORDER_DETAILS = `
-  query OrderDetails($id: ID!) {
-    order(id: $id) {
-      id status createdAt total { amount currency }
-      user { id name email }
-      items {
-        quantity unitPrice { amount currency } subtotal { amount }
-        product { id sku name price { amount currency } inStock stock shippingEstimate { amount currency } }
-      }
-    }
-  }
-`;
 const ORDERS_PAGE = `query($n: Int) { orders(first: $n) { edges { node {
   id user { name } items { quantity product { name price { amount } stock shippingEstimate { amount } } }
 } } } }`;

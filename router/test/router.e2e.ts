@@ -2,19 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoShop, type OutboxRelay } from '@shop/common';
 import { graphql } from '@shop/common/testing';
 import { captureLog, startStack, type Stack, type SubgraphName } from './stack.js';
+import { ORDER_DETAILS } from './fixtures/operations.js';
 
-const ORDER_DETAILS = /* GraphQL */ `
-  query OrderDetails($id: ID!) {
-    order(id: $id) {
-      id status createdAt total { amount currency }
-      user { id name email }
-      items {
-        quantity unitPrice { amount currency } subtotal { amount }
-        product { id sku name price { amount currency } inStock stock shippingEstimate { amount currency } }
-      }
-    }
-  }
-`;
 const USER_ORDERS = /* GraphQL */ `
   query UserOrders($id: ID!) { user(id: $id) { name orders(first: 5) { edges { node { id total { amount } } } } } }
 `;
