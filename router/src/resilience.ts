@@ -1,5 +1,4 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Fetcher, FetcherHeaders, FetcherRequestInit, FetcherResponse } from '@apollo/utils.fetcher';
 import type { Logger } from '@shop/common';
 
 /** How the router protects itself and its subgraphs from a slow or dead subgraph. */
@@ -18,6 +17,13 @@ export interface ResilienceConfig {
   retryDelayMs: number;
   /** Identical query fetches in flight at once share one request to the subgraph. */
   dedup: boolean;
+}
+
+/** What the resilience layer sends: always a POST with a string body. */
+interface SubgraphRequestInit {
+  method: string;
+  headers: Record<string, string>;
+  body: string;
 }
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
@@ -92,142 +98,14 @@ export class CircuitBreaker {
   }
 }
 
-/** A subgraph answer read in full, so it can be handed to several callers. */
-interface Snapshot {
+/** A subgraph answer read in full, so it can be handed to several callers (each parses its own copy). */
+export interface SubgraphAnswer {
   url: string;
   status: number;
   statusText: string;
   /** Lower-case names; repeated headers joined with ", " as `Headers#get` does. */
   headers: ReadonlyMap<string, string>;
   body: string;
-}
-
-const immutable = () => {
-  throw new TypeError('immutable');
-};
-
-/** A snapshot's headers as a response's: readable, not writable (like a fetch Response's). */
-class SnapshotHeaders implements FetcherHeaders {
-  constructor(private readonly map: ReadonlyMap<string, string>) {}
-
-  get(name: string): string | null {
-    return this.map.get(name.toLowerCase()) ?? null;
-  }
-
-  has(name: string): boolean {
-    return this.map.has(name.toLowerCase());
-  }
-
-  append = immutable;
-  delete = immutable;
-  set = immutable;
-
-  forEach(fn: (value: string, name: string) => void): void {
-    this.map.forEach(fn);
-  }
-
-  entries(): IterableIterator<[string, string]> {
-    return this.map.entries();
-  }
-
-  keys(): IterableIterator<string> {
-    return this.map.keys();
-  }
-
-  values(): IterableIterator<string> {
-    return this.map.values();
-  }
-
-  [Symbol.iterator](): IterableIterator<[string, string]> {
-    return this.map.entries();
-  }
-}
-
-/**
- * One caller's response over a snapshot: what the data source reads (status, headers, a body read once as
- * text or JSON), each caller parsing its own copy. A WHATWG `Response` per fetch (its body stream, then
- * `json()` through it) cost about 8% of the router's CPU per request in a profile; this is a string.
- */
-class SnapshotResponse implements FetcherResponse {
-  readonly ok: boolean;
-  readonly redirected = false;
-  readonly headers: SnapshotHeaders;
-  private used = false;
-
-  constructor(private readonly snapshot: Snapshot) {
-    this.ok = snapshot.status >= 200 && snapshot.status <= 299;
-    this.headers = new SnapshotHeaders(snapshot.headers);
-  }
-
-  get url(): string {
-    return this.snapshot.url;
-  }
-
-  get status(): number {
-    return this.snapshot.status;
-  }
-
-  get statusText(): string {
-    return this.snapshot.statusText;
-  }
-
-  get bodyUsed(): boolean {
-    return this.used;
-  }
-
-  async text(): Promise<string> {
-    // These statuses have no body, which is never "used" (as with fetch's Response).
-    if (NO_BODY_STATUSES.has(this.snapshot.status)) return '';
-    if (this.used) throw new TypeError('Body is unusable: Body has already been read');
-    this.used = true;
-    return this.snapshot.body;
-  }
-
-  async json(): Promise<unknown> {
-    return JSON.parse(await this.text());
-  }
-
-  async arrayBuffer(): Promise<ArrayBuffer> {
-    const bytes = Buffer.from(await this.text(), 'utf8');
-    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-  }
-
-  clone(): FetcherResponse {
-    if (this.used) throw new TypeError('Response.clone: Body has already been consumed.');
-    return new SnapshotResponse(this.snapshot);
-  }
-}
-
-const NO_BODY_STATUSES = new Set([101, 204, 205, 304]);
-
-const QUERY_BODY_START = '{"query":"';
-
-/**
- * Only operations that read are retried or shared; anything unclear is treated as a write.
- *
- * The data source sends `JSON.stringify({ query, ... })`, so the operation's text starts right after
- * `{"query":"`: its first characters tell the kind without parsing the whole body (variables included),
- * which was 1.6% of the router's CPU per request. The shortcut only answers "query", and only where parsing
- * must agree: no other `"query"` anywhere after it (a later duplicate key would win in JSON.parse) and no
- * `\u` escape (which could spell a key or a letter differently). Every other body is parsed as before.
- * (A body that is not JSON at all passes the shortcut if it starts like one; a subgraph refuses it unread,
- * so sending it twice or sharing the refusal changes nothing.)
- */
-export function isQuery(body: FetcherRequestInit['body']): boolean {
-  if (typeof body !== 'string') return false;
-  if (body.startsWith(QUERY_BODY_START) && body.indexOf('"query"', QUERY_BODY_START.length) === -1 && body.indexOf('\\u') === -1) {
-    let i = QUERY_BODY_START.length;
-    while (body.charCodeAt(i) === 0x20) i++;
-    // Anything else (a mutation, other white space, an escape such as \n) is decided by parsing, below.
-    if (/^(\{|query\b)/.test(body.slice(i, i + 6))) return true;
-  }
-  let query: unknown;
-  try {
-    query = (JSON.parse(body) as { query?: unknown }).query;
-  } catch {
-    return false;
-  }
-  return typeof query === 'string' && /^\s*(\{|query\b)/.test(query);
 }
 
 /**
@@ -252,18 +130,13 @@ function isConnectionError(error: unknown): boolean {
   return false;
 }
 
-function headerOf(init: FetcherRequestInit | undefined, name: string): string {
-  for (const [key, value] of Object.entries(init?.headers ?? {})) if (key.toLowerCase() === name) return value;
-  return '';
-}
-
 /**
  * Wraps the router's subgraph fetches: a deadline per subgraph, a circuit breaker per subgraph,
  * one retry of a query whose connection failed, and one request for identical queries in flight.
  */
 export class SubgraphResilience {
   private readonly breakers = new Map<string, CircuitBreaker>();
-  private readonly inFlight = new Map<string, Promise<Snapshot>>();
+  private readonly inFlight = new Map<string, Promise<SubgraphAnswer>>();
 
   constructor(
     private readonly config: ResilienceConfig,
@@ -293,26 +166,27 @@ export class SubgraphResilience {
     return breaker;
   }
 
-  /** The fetcher of one subgraph's data sources. */
-  fetcher(subgraph: string): Fetcher {
-    return async (url, init) => {
-      const query = isQuery(init?.body);
-      if (!query || !this.config.dedup) return new SnapshotResponse(await this.guarded(subgraph, url, init, query));
-      // The caller's credentials are part of the key: two callers share an answer only if the subgraph
-      // would see the same request from both.
-      const key = [subgraph, url, headerOf(init, 'authorization'), headerOf(init, 'x-shop-identity'), init?.body].join('\n');
-      let shared = this.inFlight.get(key);
-      if (shared) {
-        this.events.deduplicated?.(subgraph);
-      } else {
-        shared = this.guarded(subgraph, url, init, query).finally(() => this.inFlight.delete(key));
-        this.inFlight.set(key, shared);
-      }
-      return new SnapshotResponse(await shared);
-    };
+  /**
+   * Sends one subgraph request (a POST of `body`). `query` marks an operation that only reads: it may be retried
+   * when its connection failed, and identical ones in flight share one request.
+   */
+  async send(subgraph: string, url: string, headers: Record<string, string>, body: string, query: boolean): Promise<SubgraphAnswer> {
+    const init = { method: 'POST', headers, body };
+    if (!query || !this.config.dedup) return this.guarded(subgraph, url, init, query);
+    // The caller's credentials are part of the key: two callers share an answer only if the subgraph
+    // would see the same request from both.
+    const key = `${subgraph}\n${url}\n${headers.authorization ?? ''}\n${headers['x-shop-identity'] ?? ''}\n${body}`;
+    let shared = this.inFlight.get(key);
+    if (shared) {
+      this.events.deduplicated?.(subgraph);
+    } else {
+      shared = this.guarded(subgraph, url, init, query).finally(() => this.inFlight.delete(key));
+      this.inFlight.set(key, shared);
+    }
+    return shared;
   }
 
-  private async guarded(subgraph: string, url: string, init: FetcherRequestInit | undefined, query: boolean): Promise<Snapshot> {
+  private async guarded(subgraph: string, url: string, init: SubgraphRequestInit, query: boolean): Promise<SubgraphAnswer> {
     const breaker = this.breaker(subgraph);
     const { allowed, probe } = breaker.acquire();
     if (!allowed) {
@@ -320,7 +194,7 @@ export class SubgraphResilience {
       throw new CircuitOpenError(subgraph);
     }
     const { signal, clear } = deadline(this.config.timeoutsMs[subgraph] ?? this.config.timeoutMs);
-    let snapshot: Snapshot;
+    let snapshot: SubgraphAnswer;
     try {
       snapshot = await this.attempt(subgraph, url, init, signal, query ? this.config.retries : 0);
     } catch (error) {
@@ -338,10 +212,10 @@ export class SubgraphResilience {
   private async attempt(
     subgraph: string,
     url: string,
-    init: FetcherRequestInit | undefined,
+    init: SubgraphRequestInit,
     signal: AbortSignal,
     retriesLeft: number,
-  ): Promise<Snapshot> {
+  ): Promise<SubgraphAnswer> {
     let response: Response;
     try {
       response = await this.fetchImpl(url, { ...init, signal } as RequestInit);

@@ -76,11 +76,11 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
   process.env.APOLLO_TELEMETRY_DISABLED ??= 'true';
   const gateway = new ApolloGateway({
     supergraphSdl: supergraphFromFile(config.supergraphPath, log),
-    buildService: ({ name, url }) => new SubgraphDataSource(name, { url: config.subgraphUrls[name] ?? url, fetcher: resilience.fetcher(name) }, observe),
+    buildService: ({ name, url }) => new SubgraphDataSource(name, config.subgraphUrls[name] ?? url ?? '', resilience, observe),
     logger: log,
   });
   const subscriptions = new SubscriptionExecutor(
-    (name, url) => new SubgraphDataSource(name, { url, fetcher: resilience.fetcher(name) }, observe),
+    (name, url) => new SubgraphDataSource(name, url, resilience, observe),
     config.subgraphUrls,
     log,
   );
