@@ -23,6 +23,12 @@ export interface ReleaseJob {
   orderId: string;
 }
 
+/** An order as JSON carries it: its row, with the timestamps as ISO strings. */
+export interface OrderSnapshot extends Omit<OrderRow, 'createdAt' | 'updatedAt'> {
+  createdAt: string;
+  updatedAt: string;
+}
+
 /** Payload of an `order.status` event. */
 export interface OrderStatusEvent {
   orderId: string;
@@ -30,6 +36,11 @@ export interface OrderStatusEvent {
   status: OrderStatus;
   at: string;
   reason: string | null;
+  /**
+   * The order as this change left it, written in the change's transaction: subscriptions send it as it is instead
+   * of reading the order again for every event. Absent from events written before it was added.
+   */
+  order?: OrderSnapshot;
 }
 
 /** Payload of an `order-status` notification job. */
@@ -74,6 +85,7 @@ export function statusMessages(prefix: string, order: OrderRow, at: Date, reason
     status: order.status,
     at: at.toISOString(),
     reason,
+    order: { ...order, createdAt: order.createdAt.toISOString(), updatedAt: at.toISOString() },
   };
   const money = (amount: number) => ({ amount, currency: order.currency });
   const notification: OrderStatusNotification = {

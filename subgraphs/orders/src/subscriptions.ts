@@ -63,36 +63,49 @@ export function orderReadsOf(db: Queryable): OrderReads {
   return reads;
 }
 
+/** The order an event carries, when it carries the one it is about (events of older replicas carry none). */
+function orderOf(event: OrderStatusEvent): OrderRow | undefined {
+  const order = event.order;
+  if (order?.id !== event.orderId) return undefined;
+  return { ...order, createdAt: new Date(order.createdAt), updatedAt: new Date(order.updatedAt) };
+}
+
 /**
  * Follows order status events from Redis (published by any orders replica) and
- * sends each changed order, read fresh from the database. The read for an event
- * is shared with the other subscriptions that event wakes (OrderReads), and the
- * reads of one order run one after another; each subscription sends its reads'
- * results in the order of its events, so a client sees statuses in the order
- * they happened. A status already sent for an order (an event relayed twice) is
- * not sent again. Unsubscribing stops listening at once, even while no event arrives.
+ * sends each changed order: as the event carries it (written in the change's
+ * transaction), or read fresh from the database for an event that carries none
+ * (that read is shared with the other subscriptions the event wakes, see
+ * OrderReads). Each subscription sends in the order of its events, after its
+ * first read, so a client sees statuses in the order they happened. A status
+ * already sent for an order (an event relayed twice) and a state older than one
+ * sent (events relayed out of order) are not sent. Only the events of the
+ * followed order or user reach the subscription. Unsubscribing stops listening
+ * at once, even while no event arrives.
  */
 async function follow<K extends string>(
   context: Context,
   field: K,
-  matches: (event: OrderStatusEvent) => boolean,
+  filter: { field: 'orderId' | 'userId'; value: string },
   initialOrderId?: string,
 ): Promise<AsyncIterableIterator<Payload<K>>> {
   const runtime = runtimeOf(context);
   const orders = orderReadsOf(context.db);
-  const sent = new Map<string, string>();
+  /** Per order: the status and change time last sent. */
+  const sent = new Map<string, { status: string; at: number }>();
   let stopListening: () => void = () => undefined;
   const out = new PushStream<Payload<K>>(() => stopListening());
   let reads: Promise<unknown> = Promise.resolve();
 
   const send = (order: OrderRow | null) => {
-    if (!order || sent.get(order.id) === order.status) return;
-    sent.set(order.id, order.status);
+    if (!order) return;
+    const at = order.updatedAt.getTime();
+    const last = sent.get(order.id);
+    if (last && (last.status === order.status || at < last.at)) return;
+    sent.set(order.id, { status: order.status, at });
     out.push({ [field]: order } as Payload<K>);
   };
-  const read = (orderId: string) => {
-    // Asked for now (after the event), sent in turn.
-    const next = orders.read(orderId);
+  /** Sends `next`'s order after everything asked for before it. */
+  const inTurn = (next: Promise<OrderRow | null>) => {
     reads = reads
       .then(() => next)
       .then(send)
@@ -104,12 +117,18 @@ async function follow<K extends string>(
   };
 
   // Listen before the first read, so a change between the two cannot be missed.
-  stopListening = await runtime.events.listen(orderEventsChannel(runtime.prefix), (event: PublishedEvent) => {
-    const payload = event.payload as OrderStatusEvent;
-    if (matches(payload)) void read(payload.orderId);
-  });
+  stopListening = await runtime.events.listen(
+    orderEventsChannel(runtime.prefix),
+    (event: PublishedEvent) => {
+      const payload = event.payload as OrderStatusEvent;
+      const order = orderOf(payload);
+      // Asked for now (after the event), sent in turn.
+      void inTurn(order ? Promise.resolve(order) : orders.read(payload.orderId));
+    },
+    filter,
+  );
   if (initialOrderId) {
-    const current = await read(initialOrderId);
+    const current = await inTurn(orders.read(initialOrderId));
     if (!current) {
       await out.return();
       throw notFound('Order', initialOrderId);
@@ -128,7 +147,7 @@ export const subscriptionResolvers = {
         if (order && !mayActFor(identity, order.userId)) {
           throw forbidden("Only the order's customer or an administrator can follow it.");
         }
-        return follow(context, 'orderStatusChanged', (event) => event.orderId === id, id);
+        return follow(context, 'orderStatusChanged', { field: 'orderId', value: id }, id);
       });
     },
   },
@@ -136,7 +155,7 @@ export const subscriptionResolvers = {
     subscribe: (_parent: unknown, args: { userId: string }, context: Context) => {
       const id = parseId('userId', args.userId);
       requireSelfOrAdmin(context, id, "follow this user's orders");
-      return follow(context, 'orderUpdates', (event) => event.userId === id);
+      return follow(context, 'orderUpdates', { field: 'userId', value: id });
     },
   },
 };

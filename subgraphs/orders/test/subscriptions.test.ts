@@ -137,4 +137,73 @@ describe('orderStatusChanged subscriptions of one order', () => {
     for (const sub of subs) sub.stop();
     await expect.poll(() => subgraph.runtime!.events.listenerCount, { timeout: 5_000 }).toBe(0);
   });
+
+  it('sends the order an event carries without reading it, in order, and drops an older state that arrives late', async () => {
+    const order = confirmed[3]!;
+    const sub = follow(order.id, ADMIN);
+    await expect.poll(() => sub.statuses.length, { timeout: 10_000 }).toBe(1);
+    // The state each change left, as the outbox writes it; the database is not touched, so only the events tell.
+    const [row] = await subgraph.db.query<{ createdAt: Date; updatedAt: Date; items: unknown[]; currency: string }>(
+      `SELECT created_at AS "createdAt", updated_at AS "updatedAt", currency,
+         (SELECT json_agg(json_build_object('productId', product_id, 'productName', product_name, 'quantity', quantity,
+           'unitPriceAmount', unit_price_amount, 'currency', $2::text) ORDER BY line) FROM order_items WHERE order_id = $1) AS items
+       FROM orders WHERE id = $1`,
+      [order.id, order.currency],
+    );
+    const carried = (status: string, at: Date) => ({
+      name: 'order.status',
+      key: `${order.id}-${status}`,
+      payload: {
+        orderId: order.id,
+        userId: order.userId,
+        status,
+        at: at.toISOString(),
+        reason: null,
+        order: {
+          id: order.id,
+          userId: order.userId,
+          status,
+          statusReason: null,
+          currency: row!.currency,
+          items: row!.items,
+          createdAt: row!.createdAt.toISOString(),
+          updatedAt: at.toISOString(),
+        },
+      },
+    });
+    const shippedAt = new Date(row!.updatedAt.getTime() + 1_000);
+    const deliveredAt = new Date(row!.updatedAt.getTime() + 2_000);
+    const channel = `${redis.prefix}:order-events`;
+    const statements = await countStatements(subgraph.db, async () => {
+      await publisher.publish(channel, JSON.stringify(carried('SHIPPED', shippedAt)));
+      await publisher.publish(channel, JSON.stringify(carried('DELIVERED', deliveredAt)));
+      // Relayed again, late: older than what was sent, and a repeat.
+      await publisher.publish(channel, JSON.stringify(carried('SHIPPED', shippedAt)));
+      await publisher.publish(channel, JSON.stringify(carried('DELIVERED', deliveredAt)));
+      await expect.poll(() => sub.statuses.at(-1), { timeout: 5_000 }).toBe('DELIVERED');
+      await sleep(200);
+    });
+    expect(statements).toBe(0);
+    expect(sub.errors).toEqual([]);
+    expect(sub.statuses).toEqual(['CONFIRMED', 'SHIPPED', 'DELIVERED']);
+    sub.stop();
+  });
+
+  it('wakes only the subscriptions of the order an event is about', async () => {
+    const [a, b] = [confirmed[4]!, confirmed[5]!];
+    const subA = follow(a.id, ADMIN);
+    const subB = follow(b.id, ADMIN);
+    await expect.poll(() => subA.statuses.length + subB.statuses.length, { timeout: 10_000 }).toBe(2);
+    await subgraph.db.query(`UPDATE orders SET status = 'SHIPPED' WHERE id = $1`, [a.id]);
+    // Without the order in the event, each woken subscription reads it: one statement means B was not woken.
+    const statements = await countStatements(subgraph.db, async () => {
+      await publish(a, 'SHIPPED');
+      await expect.poll(() => subA.statuses.at(-1), { timeout: 5_000 }).toBe('SHIPPED');
+      await sleep(100);
+    });
+    expect(statements).toBe(1);
+    expect(subB.statuses).toEqual(['CONFIRMED']);
+    subA.stop();
+    subB.stop();
+  });
 });
