@@ -83,6 +83,96 @@ describe('outbox relay', () => {
     publisher.disconnect();
   });
 
+  it('relays a batch of jobs for several queues and events, with the events in order and each job once', async () => {
+    await database.db.exec('DELETE FROM outbox');
+    const other = new Queue('other', { connection, prefix: redis.prefix });
+    const subscriber = createRedis(redis.url, log, { blocking: true });
+    const publisher = createRedis(redis.url, log);
+    const channel = `${redis.prefix}:batch-events`;
+    const received: string[] = [];
+    await subscriber.subscribe(channel);
+    subscriber.on('message', (_channel: string, message: string) => received.push((JSON.parse(message) as { key: string }).key));
+    const keys = Array.from({ length: 30 }, (_, i) => `e${i}`);
+    // Ids 96 to 129: in text order, 100 would come before 96.
+    await database.db.query(`SELECT setval(pg_get_serial_sequence('outbox', 'id'), 95)`);
+    await database.db.transaction((tx) =>
+      enqueueOutbox(tx, [
+        ...keys.map((key, i) => ({ kind: 'event' as const, channel, name: 'changed', key, payload: { i } })),
+        { kind: 'job', queue: 'work', name: 'w1', jobId: 'batch-w1', payload: { n: 1 } },
+        { kind: 'job', queue: 'other', name: 'o1', jobId: 'batch-o1', payload: { n: 2 } },
+        { kind: 'job', queue: 'work', name: 'w2', jobId: 'batch-w2', payload: { n: 3 } },
+        // Already added by an earlier relay that crashed before marking its rows: stays one job.
+        { kind: 'job', queue: 'work', name: 'w1', jobId: 'batch-w1', payload: { n: 1 } },
+      ]),
+    );
+    const relay = new OutboxRelay({ db: database.db, queues: { work: queue, other }, publisher, log });
+    expect(await relay.drain()).toBe(34);
+    await expect.poll(() => received.length).toBe(30);
+    expect(received).toEqual(keys);
+    const work = (await queue.getJobs(['waiting'])).filter((j) => j.id?.startsWith('batch-'));
+    expect(work.map((j) => [j.id, j.data]).sort()).toEqual([
+      ['batch-w1', { n: 1 }],
+      ['batch-w2', { n: 3 }],
+    ]);
+    expect((await other.getJobs(['waiting'])).map((j) => [j.id, j.name, j.data])).toEqual([['batch-o1', 'o1', { n: 2 }]]);
+    const pending = await database.db.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE relayed_at IS NULL');
+    expect(pending[0]?.n).toBe(0);
+    await other.close();
+    subscriber.disconnect();
+    publisher.disconnect();
+  });
+
+  it('leaves a batch unmarked when Redis refuses part of it, and relays it whole later', async () => {
+    await database.db.exec('DELETE FROM outbox');
+    await database.db.transaction((tx) =>
+      enqueueOutbox(tx, [
+        { kind: 'job', queue: 'work', name: 'p1', jobId: 'part-1', payload: {} },
+        { kind: 'event', channel: `${redis.prefix}:part`, name: 'changed', key: 'part-e', payload: {} },
+      ]),
+    );
+    // The job is accepted, the event is not: nothing can publish on a dead connection.
+    const dead = createRedis('redis://127.0.0.1:1', log);
+    dead.on('error', () => undefined);
+    const failing = new OutboxRelay({ db: database.db, queues: { work: queue }, publisher: dead, log, sendTimeoutMs: 300 });
+    expect(await failing.drain()).toBe(0);
+    dead.disconnect();
+    const publisher = createRedis(redis.url, log);
+    const relay = new OutboxRelay({ db: database.db, queues: { work: queue }, publisher, log });
+    expect(await relay.drain()).toBe(2);
+    expect((await queue.getJobs(['waiting'])).filter((j) => j.id === 'part-1')).toHaveLength(1);
+    publisher.disconnect();
+  });
+
+  it('relays the rows of commits that wake it in quick succession in one round, and a lone commit at once', async () => {
+    await database.db.exec('DELETE FROM outbox');
+    const message = (key: string) => ({ kind: 'job' as const, queue: 'work', name: 'burst', jobId: key, payload: {} });
+    const relay = new OutboxRelay({ db: database.db, queues: { work: queue }, log, minIntervalMs: 300 });
+    const relayedAt = async () =>
+      database.db.query<{ key: string; at: string | null }>('SELECT key, relayed_at::text AS at FROM outbox ORDER BY id');
+    try {
+      relay.start();
+      // The first (empty) round is over and its interval too: the next wake is a lone one.
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      await database.db.transaction((tx) => enqueueOutbox(tx, [message('burst-1')]));
+      const woken = performance.now();
+      relay.wake();
+      await expect.poll(async () => (await relayedAt())[0]?.at ?? null).not.toBeNull();
+      expect(performance.now() - woken).toBeLessThan(250);
+      // Two more commits right after: relayed together once the interval is over.
+      for (const key of ['burst-2', 'burst-3']) {
+        await database.db.transaction((tx) => enqueueOutbox(tx, [message(key)]));
+        relay.wake();
+      }
+      await expect.poll(async () => (await relayedAt()).every((row) => row.at !== null), { timeout: 5_000 }).toBe(true);
+      const rows = await relayedAt();
+      // relayed_at is the relaying transaction's start: equal for rows relayed in one round.
+      expect(rows[1]!.at).toBe(rows[2]!.at);
+      expect(rows[1]!.at).not.toBe(rows[0]!.at);
+    } finally {
+      await relay.stop();
+    }
+  });
+
   it('prunes rows relayed longer ago than the retention, and only those', async () => {
     await database.db.exec('DELETE FROM outbox');
     const message = (key: string) => ({ kind: 'event' as const, channel: 'c', name: 'n', key, payload: {} });
