@@ -1,6 +1,7 @@
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { demoShop } from '@shop/common';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpuTimeMs, rssBytes } from '../lib/processes.js';
 import { round, summarize } from '../lib/load.js';
 import { FOLLOW_ORDER } from '../lib/operations.js';
@@ -9,6 +10,35 @@ import { postGraphQL, subgraphPids } from './gateway.js';
 
 const UPDATE = 'mutation($id: ID!, $s: OrderStatus!) { updateOrderStatus(id: $id, status: $s) { id status } }';
 const CANCEL = 'mutation($id: ID!) { cancelOrder(id: $id, reason: "bench") { id status } }';
+
+/**
+ * CPU time (ms) of every process with this command name (all PostgreSQL backends, the Redis server): they share
+ * the machine's cores with the services, so their share of a change is reported beside the services' own.
+ */
+function cpuMsOfCommand(command: string): number {
+  const tick = 1000 / 100;
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      if (name !== command) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) * tick;
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return total;
+}
+
+/** Busy CPU time (ms) of the whole machine, all cores, from /proc/stat. */
+function machineBusyMs(): number {
+  const [, ...times] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const [user, nice, system, , , irq, softirq, steal] = times.map(Number);
+  return (user! + nice! + system! + irq! + softirq! + steal!) * 10;
+}
 
 /** One status change the life cycle allows from the seeded status. */
 interface Step {
@@ -52,6 +82,8 @@ interface Level {
   mutationMs: ReturnType<typeof summarize>;
   /** CPU time per status change of each process, over the change phase and the deliveries. */
   cpuMsPerChange: Record<string, number>;
+  /** The same for what the services share the machine with (PostgreSQL backends, Redis, the bench) and the whole machine. */
+  sharedCpuMsPerChange: Record<string, number>;
 }
 
 /**
@@ -142,6 +174,17 @@ export async function subscriptionsScenario(ctx: BenchContext): Promise<Scenario
       deliveries = 0;
       const processes = { router: router.pid, ...subgraphPids(ctx) };
       const cpuBefore = Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, cpuTimeMs(pid)]));
+      const shared = {
+        postgres: () => cpuMsOfCommand('postgres'),
+        redis: () => cpuMsOfCommand('redis-server'),
+        // This process: the clients receiving the events and the sending of the changes.
+        bench: () => {
+          const { user, system } = process.cpuUsage();
+          return (user + system) / 1000;
+        },
+        machine: machineBusyMs,
+      };
+      const sharedBefore = Object.fromEntries(Object.entries(shared).map(([name, read]) => [name, read()]));
       const mutationMs: number[] = [];
       const interval = 1000 / settings.statusChangesPerSecond;
       const start = performance.now();
@@ -170,6 +213,9 @@ export async function subscriptionsScenario(ctx: BenchContext): Promise<Scenario
       const cpuMsPerChange = Object.fromEntries(
         Object.entries(processes).map(([name, pid]) => [name, round((cpuTimeMs(pid) - cpuBefore[name]!) / Math.max(chosen.length, 1), 2)]),
       );
+      const sharedCpuMsPerChange = Object.fromEntries(
+        Object.entries(shared).map(([name, read]) => [name, round((read() - sharedBefore[name]!) / Math.max(chosen.length, 1), 2)]),
+      );
       levels.push({
         subscriptions: target,
         opened: target,
@@ -183,6 +229,7 @@ export async function subscriptionsScenario(ctx: BenchContext): Promise<Scenario
         deliveryMs: summarize(latencies),
         mutationMs: summarize(mutationMs),
         cpuMsPerChange,
+        sharedCpuMsPerChange,
       });
     }
   } finally {
