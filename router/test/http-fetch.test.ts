@@ -49,8 +49,9 @@ describe('createHttpFetch', () => {
   it('keeps connections alive between calls', async () => {
     const fetch = createHttpFetch();
     sockets.clear();
-    for (let i = 0; i < 5; i++) await (await fetch(`${url}/graphql`, { method: 'POST', body: '{}' })).text();
-    expect(sockets.size).toBe(1);
+    for (let i = 0; i < 20; i++) await (await fetch(`${url}/graphql`, { method: 'POST', body: '{}' })).text();
+    // undici may open a second connection while the first is still finishing its response; then both are reused.
+    expect(sockets.size).toBeLessThanOrEqual(2);
   });
 
   it('passes error statuses through as responses', async () => {
