@@ -21,6 +21,9 @@ import { checkCost, limitRules, tokenLimitError, type OperationLimits } from './
 import type { Safelist } from './safelist.js';
 import type { Caller } from './auth.js';
 
+/** How often the router pings each client socket (and how long it waits for the pong before closing it). */
+export const KEEP_ALIVE_MS = 30_000;
+
 export interface WebSocketEndpoint {
   close(): Promise<void>;
 }
@@ -119,6 +122,10 @@ export function serveWebSockets(options: {
       },
     },
     wss,
+    // A ping per client every 30 s instead of graphql-ws's 12 s: with 10,000 sockets open the 12 s pings alone
+    // took about 4% of the router's busy time while events were delivered. 30 s stays under the 60 s idle timeout
+    // of common proxies and load balancers; a dead client is found a little later.
+    KEEP_ALIVE_MS,
   );
   return {
     async close() {
