@@ -8,8 +8,9 @@
  *   --seconds N        length of each measured run
  *   --subscriptions a,b  subscription counts to open in turn
  * Environment: BENCH_DATABASE_URL (a PostgreSQL server to create bench databases on;
- * embedded PGlite otherwise), REDIS_URL (default redis://127.0.0.1:6379).
+ * embedded PGlite otherwise), REDIS_URL (default redis://127.0.0.1:6379); NODE_ENV (production unless set).
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -102,6 +103,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     void stopAllServices().finally(() => process.exit(130));
   });
 }
+
+// Every process (router, baseline, subgraphs, REST service) runs as deployed: NODE_ENV=production (no
+// introspection, masked errors, graphql-js without its development-only checks), with secrets of this run.
+process.env.NODE_ENV ??= 'production';
+process.env.JWT_SECRET ??= randomBytes(32).toString('base64url');
+process.env.IDENTITY_SECRET ??= randomBytes(32).toString('base64url');
 
 const storage = await createStorage();
 const workDir = await mkdtemp(path.join(tmpdir(), 'shop-bench-run-'));

@@ -33,7 +33,7 @@ export async function login(routerUrl: string, supergraphPath: string): Promise<
 }
 
 type Sign = (identity: { sub: string; role: 'ADMIN' }, audience: string, secret: string) => string;
-let signer: { sign: Sign; header: string; secret: string } | undefined | null = null;
+let signer: { sign: Sign; header: string; secret: string; devSecret: string } | undefined | null = null;
 
 /**
  * Loaded at start (not imported statically) so the bench runs before and after the
@@ -47,7 +47,7 @@ export async function loadIdentity(env: NodeJS.ProcessEnv = process.env): Promis
     | undefined;
   signer =
     mod?.signIdentity && mod.IDENTITY_HEADER
-      ? { sign: mod.signIdentity, header: mod.IDENTITY_HEADER, secret: env.IDENTITY_SECRET ?? mod.DEV_IDENTITY_SECRET ?? '' }
+      ? { sign: mod.signIdentity, header: mod.IDENTITY_HEADER, secret: env.IDENTITY_SECRET ?? mod.DEV_IDENTITY_SECRET ?? '', devSecret: mod.DEV_IDENTITY_SECRET ?? '' }
       : undefined;
 }
 
@@ -55,4 +55,16 @@ export async function loadIdentity(env: NodeJS.ProcessEnv = process.env): Promis
 export function subgraphHeaders(subgraph: string, adminId = 'bench-admin'): Record<string, string> {
   if (!signer) return {};
   return { [signer.header]: signer.sign({ sub: adminId, role: 'ADMIN' }, subgraph, signer.secret) };
+}
+
+/** Runs `fn` with direct calls signed by the development secret, which the in-process test stack uses. */
+export async function withDevelopmentIdentity<T>(fn: () => Promise<T>): Promise<T> {
+  if (!signer) return fn();
+  const current = signer;
+  signer = { ...current, secret: current.devSecret };
+  try {
+    return await fn();
+  } finally {
+    signer = current;
+  }
 }

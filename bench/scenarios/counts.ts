@@ -1,6 +1,6 @@
 import { demoShop, type OutboxRelay } from '@shop/common';
 import { startStack, type SubgraphName } from '../../router/test/stack.js';
-import { login, loadIdentity } from '../lib/auth.js';
+import { login, loadIdentity, withDevelopmentIdentity } from '../lib/auth.js';
 import { directCalls, directOrderDetails, type SubgraphUrls } from '../lib/direct.js';
 import { ORDER_DETAILS, plannedFetches } from '../lib/operations.js';
 import { restOrderDetails } from '../lib/rest.js';
@@ -26,6 +26,10 @@ interface Counts {
  */
 export async function countsScenario(_ctx: BenchContext): Promise<ScenarioResult> {
   await loadIdentity();
+  return withDevelopmentIdentity(countInTestStack);
+}
+
+async function countInTestStack(): Promise<ScenarioResult> {
   const stack = await startStack();
   try {
     for (const subgraph of Object.values(stack.subgraphs)) {
