@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import { ApolloServer, type BaseContext } from '@apollo/server';
 import {
+  ApolloServerPluginCacheControlDisabled,
   ApolloServerPluginInlineTraceDisabled,
   ApolloServerPluginLandingPageDisabled,
 } from '@apollo/server/plugin/disabled';
@@ -92,6 +93,8 @@ export function createSubgraphServer<TContext extends BaseContext>(options: Subg
     // No Studio reporting from subgraphs, so no inline traces to compute.
     plugins: [
       ApolloServerPluginInlineTraceDisabled(),
+      // No field sets a cache hint, and the plugin wraps every field's resolver to collect them.
+      ApolloServerPluginCacheControlDisabled(),
       operationSpanPlugin<TContext>(),
       ...(options.production ? [ApolloServerPluginLandingPageDisabled()] : []),
     ],

@@ -64,3 +64,24 @@ describe('signIdentity', () => {
     expect(rememberedIdentitySignatures()).toBeLessThanOrEqual(8 * 1_000);
   });
 });
+
+describe('verifyIdentity', () => {
+  it('checks audience and expiry again when the same header comes back, and never trusts another secret', () => {
+    const customer: Identity = { sub: 'user-7', role: 'CUSTOMER' };
+    const header = signIdentity(customer, 'orders', SECRET, NOW);
+    for (let i = 0; i < 3; i++) expect(verifyIdentity(header, 'orders', SECRET, NOW)).toEqual(customer);
+    expect(() => verifyIdentity(header, 'users', SECRET, NOW)).toThrow(/not users/);
+    expect(() => verifyIdentity(header, 'orders', `${SECRET}-other`, NOW)).toThrow(/signature/);
+    expect(() => verifyIdentity(header, 'orders', SECRET, NOW + IDENTITY_TTL_SECONDS * 1000)).toThrow(/expired/);
+    // Forgotten once seen expired: asked about an earlier time, it is verified afresh.
+    expect(verifyIdentity(header, 'orders', SECRET, NOW)).toEqual(customer);
+  });
+
+  it('refuses a header whose payload was altered after a genuine one was verified', () => {
+    const header = signIdentity({ sub: 'user-7', role: 'CUSTOMER' }, 'orders', SECRET, NOW);
+    expect(verifyIdentity(header, 'orders', SECRET, NOW).role).toBe('CUSTOMER');
+    const [, signature] = header.split('.');
+    const forged = `${Buffer.from(JSON.stringify({ ...payloadOf(header), role: 'ADMIN' })).toString('base64url')}.${signature}`;
+    expect(() => verifyIdentity(forged, 'orders', SECRET, NOW)).toThrow(/signature/);
+  });
+});
