@@ -60,11 +60,16 @@ export async function runReservationCommand(db: Database, command: ReservationCo
   });
 }
 
-/** Processes one job of the reservations queue. Database errors propagate, so BullMQ retries them. */
+/**
+ * Processes one job of the reservations queue. Database errors propagate, so BullMQ retries them. The relay is
+ * woken only when the command queued a result: a release (one per cancelled order) or a repeated reservation
+ * queues nothing, and waking the relay for it cost an empty relay transaction each.
+ */
 export function reservationProcessor(db: Database, relay: { wake(): void }) {
   return async (job: Job): Promise<string> => {
-    const outcome = await runReservationCommand(db, parseReservationCommand(job.name, job.data));
-    relay.wake();
+    const command = parseReservationCommand(job.name, job.data);
+    const outcome = await runReservationCommand(db, command);
+    if (command.kind === 'reserve' && (outcome === 'reserved' || outcome === 'rejected')) relay.wake();
     return outcome;
   };
 }

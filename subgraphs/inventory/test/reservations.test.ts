@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import { createLogger, createRedis, demoShop } from '@shop/common';
 import { createTestRedis, graphql, startTestSubgraph, type TestRedis, type TestSubgraph } from '@shop/common/testing';
 import { inventory } from '../src/server.js';
+import { reservationProcessor } from '../src/worker.js';
 
 const shop = demoShop();
 const product = (i: number) => shop.products[i]!.id;
@@ -168,6 +169,23 @@ describe('stock reservations', () => {
     expect((await reserve(cancelled, [{ productId: p, quantity: 1 }])).returnvalue).toBe('already decided');
     expect(await stockOf(p)).toBe(5);
     expect(await results.getJob(`result-${cancelled}`)).toBeUndefined();
+  });
+
+  it('wakes the outbox relay only for a decision it queued, not for a release or a repeated reservation', async () => {
+    const p = product(9);
+    await setStock(p, 5);
+    let wakes = 0;
+    const handle = reservationProcessor(subgraph.db, { wake: () => wakes++ });
+    const orderId = randomUUID();
+    const job = (name: string, data: unknown) => ({ name, data }) as Job;
+    expect(await handle(job('reserve', { orderId, lines: [{ productId: p, quantity: 1 }] }))).toBe('reserved');
+    expect(wakes).toBe(1);
+    expect(await handle(job('reserve', { orderId, lines: [{ productId: p, quantity: 1 }] }))).toBe('already decided');
+    expect(await handle(job('release', { orderId }))).toBe('released 1 units');
+    expect(await handle(job('release', { orderId: randomUUID() }))).toBe('released 0 units');
+    expect(wakes).toBe(1);
+    expect(await handle(job('reserve', { orderId: randomUUID(), lines: [{ productId: p, quantity: 99 }] }))).toBe('rejected');
+    expect(wakes).toBe(2);
   });
 
   it.each([
