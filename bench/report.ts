@@ -126,7 +126,7 @@ export async function writeReport(resultsDir: string, out: string): Promise<void
     }.`,
     '',
     `Load: ${s.connections} connections (requests in flight), ${s.rounds} runs of ${s.seconds} s per target after ${s.warmupSeconds} s of warm-up, targets in turns (A B B A); requests spread over all ${'2,000'} seeded orders. ` +
-      'Every service is its own process; CPU time is read from /proc for the measured process only.',
+      'Every service is its own process, run as deployed (NODE_ENV=production); CPU time is read from /proc for the measured process only.',
     '',
     '## Targets',
     '',
