@@ -141,9 +141,18 @@ const NOTIFICATION_COLUMNS =
   'n.id, n.user_id AS "userId", n.kind, n.subject, n.text_body AS text, n.sent_at AS "sentAt", n.transport';
 
 /** Whether the job with this id has already been delivered and recorded. */
-export async function notificationRecorded(db: Queryable, jobId: string): Promise<boolean> {
-  const rows = await db.query('SELECT 1 FROM notifications WHERE job_id = $1', [jobId]);
-  return rows.length > 0;
+/**
+ * What a notification job needs first, in one statement: whether its job id was already recorded, and its
+ * recipient (null when there is no such user).
+ */
+export async function notificationTarget(db: Queryable, jobId: string, userId: string): Promise<{ recorded: boolean; user: UserRow | null }> {
+  const [row] = await db.query<{ recorded: boolean; user: UserRow | null }>(
+    `SELECT EXISTS (SELECT 1 FROM notifications WHERE job_id = $1) AS recorded,
+            (SELECT row_to_json(u) FROM (SELECT ${COLUMNS} FROM users WHERE id = $2::uuid) u) AS "user"`,
+    [jobId, userId],
+  );
+  const user = row?.user ?? null;
+  return { recorded: row?.recorded === true, user: user && { ...user, createdAt: new Date(user.createdAt) } };
 }
 
 /** Records a delivered notification; a second record for the same job id is a no-op. Returns whether it was new. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { createRedis, withJobContext, type Database, type Logger } from '@shop/common';
-import { notificationRecorded, recordNotification, usersByIds } from '../db.js';
+import { notificationTarget, recordNotification } from '../db.js';
 import { readNotificationWorkerConfig, type NotificationWorkerConfig } from './config.js';
 import { InvalidNotificationJob, NOTIFICATIONS_QUEUE, parseNotificationJob } from './jobs.js';
 import { renderNotification } from './templates.js';
@@ -25,8 +25,9 @@ export function notificationProcessor(db: Database, transport: Transport, from: 
     const jobId = job.id;
     if (!jobId) throw new InvalidNotificationJob('job has no id');
     const request = parseNotificationJob(job.name, job.data);
-    if (await notificationRecorded(db, jobId)) return { delivered: false };
-    const [user] = await usersByIds(db, [request.userId]);
+    const target = await notificationTarget(db, jobId, request.userId);
+    if (target.recorded) return { delivered: false };
+    const user = target.user;
     if (!user) throw new UnknownRecipient(`user ${request.userId} does not exist`);
     const rendered = renderNotification(request, user);
     const messageId = messageIdFor(jobId, from);
