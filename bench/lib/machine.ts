@@ -9,11 +9,14 @@ async function version(pkg: string): Promise<string> {
   return ((JSON.parse(await readFile(file, 'utf8')) as { version: string }).version);
 }
 
-/** The commit measured, and whether files differed from it (others' work in progress in a shared checkout). */
+/**
+ * The commit measured, and whether files differed from it (others' work in progress in a shared checkout). The
+ * bench's own output (results, BENCHMARKS.md), written as the run goes, does not count.
+ */
 function revision(): { commit: string; uncommittedChanges: boolean } {
   const git = (...args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
   try {
-    return { commit: git('rev-parse', '--short', 'HEAD'), uncommittedChanges: git('status', '--porcelain', '--untracked-files=no') !== '' };
+    return { commit: git('rev-parse', '--short', 'HEAD'), uncommittedChanges: git('status', '--porcelain', '--untracked-files=no', '--', '.', ':!bench/results', ':!BENCHMARKS.md') !== '' };
   } catch {
     return { commit: 'unknown', uncommittedChanges: false };
   }
