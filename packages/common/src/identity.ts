@@ -112,13 +112,14 @@ function verifiedFor(secret: string): Map<string, Readonly<Payload>> {
 /** Checks signature, audience and expiry; throws IdentityError naming what is wrong. */
 export function verifyIdentity(token: string, audience: string, secret: string, nowMs = Date.now()): Identity {
   const verified = verifiedFor(secret);
-  const payload = verified.get(token) ?? verifySignature(token, secret);
+  const known = verified.get(token);
+  const payload = known ?? verifySignature(token, secret);
   if (payload.aud !== audience) throw new IdentityError(`identity is for ${String(payload.aud)}, not ${audience}`);
   if (payload.exp * 1000 <= nowMs) {
     verified.delete(token);
     throw new IdentityError('identity expired');
   }
-  if (!verified.has(token)) {
+  if (!known) {
     if (verified.size >= VERIFIED_MAX) verified.clear();
     verified.set(token, payload);
   }
