@@ -54,6 +54,12 @@ export class RouterMetrics {
     labelNames: ['subgraph'] as const,
     registers: [this.registry],
   });
+  readonly entityFetchesCombined = new Counter({
+    name: 'subscription_entity_fetches_combined_total',
+    help: 'Entity fetches of subscription events sent inside a combined fetch with others of the same caller, by subgraph.',
+    labelNames: ['subgraph'] as const,
+    registers: [this.registry],
+  });
   private breakerStates: () => Record<string, BreakerState> = () => ({});
 
   constructor(openSubscriptions: () => number) {

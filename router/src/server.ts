@@ -14,6 +14,7 @@ import { SubgraphDataSource } from './datasource.js';
 import type { RouterConfig } from './config.js';
 import { supergraphFromFile } from './supergraph-file.js';
 import { SubscriptionExecutor } from './subscriptions.js';
+import { SUBSCRIPTION_SHARING } from './shared-subscription.js';
 import { costLimitPlugin, limitErrorFormatter, limitRules } from './limits.js';
 import { serveWebSockets, type WebSocketEndpoint } from './websocket.js';
 import { createAuthenticator } from './auth.js';
@@ -83,6 +84,8 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     (name, url) => new SubgraphDataSource(name, url, resilience, observe),
     config.subgraphUrls,
     log,
+    SUBSCRIPTION_SHARING,
+    { onCombined: (subgraph, fetches) => metrics.entityFetchesCombined.inc({ subgraph }, fetches) },
   );
   subscriptionsOpen = () => subscriptions.openCount;
   let apiSchema: GraphQLSchema | undefined;

@@ -9,6 +9,7 @@ import type { RouterContext } from './context.js';
 import { PushStream } from '@shop/common';
 import { operationKey, planCacheOf } from './plan-cache.js';
 import { SUBSCRIPTION_SHARING, SharedSubscription, stableJson, type Sharing } from './shared-subscription.js';
+import { EntityFetchBatcher, type EntityBatchOptions } from './entity-batch.js';
 
 export const SCHEMA_RELOADED = 'SUBSCRIPTION_SCHEMA_RELOADED';
 export const SUBSCRIPTION_FAILED = 'SUBSCRIPTION_FAILED';
@@ -28,6 +29,7 @@ interface Planning {
   apiSchema: Schema;
   graphqlApiSchema: GraphQLSchema;
   supergraphSchema: GraphQLSchema;
+  /** The data sources, with the `_entities` fetches of concurrent events combined (see EntityFetchBatcher). */
   serviceMap: ServiceMap;
   urls: Map<string, string>;
 }
@@ -92,6 +94,7 @@ export class SubscriptionExecutor {
   private upstreamSubscriptions = 0;
   /** Each client stream's request id, for the log line when it is cut off. */
   private readonly requestIds = new WeakMap<PushStream<ExecutionResult>, string>();
+  private readonly batcher: EntityFetchBatcher;
 
   constructor(
     private readonly dataSource: (name: string, url: string) => GraphQLDataSource,
@@ -99,7 +102,10 @@ export class SubscriptionExecutor {
     private readonly log: Logger,
     /** Which root fields' subscribers may share an upstream subscription, and how a late joiner starts. */
     private sharing: Readonly<Record<string, Sharing>> = SUBSCRIPTION_SHARING,
-  ) {}
+    batching: EntityBatchOptions = {},
+  ) {
+    this.batcher = new EntityFetchBatcher(batching);
+  }
 
   /** Open client subscriptions (for tests and metrics). */
   get openCount(): number {
@@ -121,7 +127,10 @@ export class SubscriptionExecutor {
     const supergraph = Supergraph.build(supergraphSdl);
     const urls = new Map(supergraph.subgraphsMetadata().map((s) => [s.name, this.urlOverrides[s.name] ?? s.url]));
     const serviceMap: ServiceMap = Object.create(null) as ServiceMap;
-    for (const [name, url] of urls) serviceMap[name] = this.dataSource(name, url);
+    for (const [name, url] of urls) {
+      const source = this.dataSource(name, url);
+      serviceMap[name] = { process: (options) => this.batcher.process(name, source, options) };
+    }
     const previous = this.planning;
     this.planning = {
       planner: new QueryPlanner(supergraph),

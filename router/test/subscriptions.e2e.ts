@@ -148,6 +148,31 @@ describe('federated subscriptions through the router', () => {
     }
   });
 
+  it('combines the entity fetches of events that arrive together, and each subscriber still gets its own user', async () => {
+    tickState.intervalMs = 20;
+    const metric = async (name: string) => {
+      const text = await (await fetch(new URL('/metrics', http.url))).text();
+      return [...text.matchAll(new RegExp(`^${name}\\{[^}]*subgraph="users"[^}]*\\} (\\d+)`, 'gm'))].reduce((sum, m) => sum + Number(m[1]), 0);
+    };
+    const fetchesBefore = await metric('subgraph_fetch_duration_seconds_count');
+    const combinedBefore = await metric('subscription_entity_fetches_combined_total');
+    // Thirty subscriptions of one caller, each following another user: none is shared, all tick every 20 ms.
+    const followed = Array.from({ length: 30 }, (_, i) => shop.users[i % shop.users.length]!);
+    const subs = followed.map((user) => collect(TICKS, { u: user.id, c: 5 }));
+    await Promise.all(subs.map((s) => s.done));
+    subs.forEach((sub, i) => {
+      const user = followed[i]!;
+      expect(sub.events).toEqual([1, 2, 3, 4, 5].map((n) => ({ data: { ticks: { n, user: { name: user.name, email: user.email } } } })));
+    });
+    const fetches = (await metric('subgraph_fetch_duration_seconds_count')) - fetchesBefore;
+    const combined = (await metric('subscription_entity_fetches_combined_total')) - combinedBefore;
+    // 150 events; those that met a fetch of their lane in flight went out together.
+    expect(combined).toBeGreaterThan(0);
+    expect(fetches).toBeLessThan(150);
+    // Each combined fetch carried at least two events' fetches.
+    expect(fetches).toBeLessThanOrEqual(150 - combined / 2);
+  });
+
   it('ends open subscriptions with a clear error when the supergraph changes', async () => {
     const sub = collect(TICKS, { u: shop.users[0]!.id, c: 1_000_000 });
     await expect.poll(() => sub.events.length, { timeout: 10_000 }).toBeGreaterThan(0);
