@@ -1,4 +1,5 @@
 import { subgraphHeaders } from './auth.js';
+import { postJson } from './http.js';
 import type { Money, OrderDetails, PlannedFetch } from './operations.js';
 
 /** Subgraph GraphQL endpoints by name. */
@@ -15,13 +16,9 @@ export const directCalls: Record<string, number> = {};
 /** POSTs one operation to a subgraph; every direct call goes through here. */
 export async function callSubgraph<T>(urls: SubgraphUrls, subgraph: keyof SubgraphUrls, query: string, variables: object): Promise<T> {
   directCalls[subgraph] = (directCalls[subgraph] ?? 0) + 1;
-  const res = await fetch(urls[subgraph], {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...subgraphHeaders(subgraph) },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await res.json()) as Response<T>;
-  if (!res.ok || body.errors || !body.data) throw new Error(`${subgraph} answered ${res.status}: ${JSON.stringify(body.errors ?? body)}`);
+  const res = await postJson(urls[subgraph], { query, variables }, subgraphHeaders(subgraph));
+  const body = res.json as Response<T>;
+  if (res.status !== 200 || body.errors || !body.data) throw new Error(`${subgraph} answered ${res.status}: ${JSON.stringify(body.errors ?? body)}`);
   return body.data;
 }
 

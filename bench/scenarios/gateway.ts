@@ -1,5 +1,6 @@
 import { deepStrictEqual } from 'node:assert/strict';
 import { startService } from '../lib/processes.js';
+import { postJson } from '../lib/http.js';
 import { combine, loadHttp, round, type HttpTarget, type LoadResult } from '../lib/load.js';
 import { ORDER_DETAILS } from '../lib/operations.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
@@ -24,9 +25,9 @@ export function subgraphPids(ctx: BenchContext): Record<string, number> {
 }
 
 export async function postGraphQL<T>(url: string, body: object, headers: Record<string, string> = {}): Promise<T> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
-  const json = (await res.json()) as { data?: T; errors?: unknown[] };
-  if (!res.ok || json.errors || !json.data) throw new Error(`${url} answered ${res.status}: ${JSON.stringify(json.errors ?? json)}`);
+  const res = await postJson(url, body, headers);
+  const json = res.json as { data?: T; errors?: unknown[] };
+  if (res.status !== 200 || json.errors || !json.data) throw new Error(`${url} answered ${res.status}: ${JSON.stringify(json.errors ?? json)}`);
   return json.data;
 }
 
