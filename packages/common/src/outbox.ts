@@ -34,18 +34,35 @@ export type OutboxMessage =
   /** A Redis pub/sub message on `channel`. */
   | { kind: 'event'; channel: string; name: string; key: string; payload: unknown };
 
-/** Writes messages in the caller's transaction. */
-export async function enqueueOutbox(tx: Queryable, messages: readonly OutboxMessage[]): Promise<void> {
-  if (messages.length === 0) return;
-  // One JSON parameter rather than an array per column: the driver would escape every character of every payload
-  // into a text[] literal, a noticeable cost per status change.
-  const rows = messages.map((m) => ({
+/** The outbox columns a message fills. */
+export interface OutboxColumns {
+  kind: OutboxMessage['kind'];
+  target: string;
+  name: string;
+  key: string;
+  payload: unknown;
+}
+
+/**
+ * A message as the outbox row enqueueOutbox writes, for a statement that inserts outbox rows itself (in a
+ * data-modifying CTE beside the state change, say) and passes them as one JSON parameter the same way.
+ */
+export function outboxColumns(m: OutboxMessage): OutboxColumns {
+  return {
     kind: m.kind,
     target: m.kind === 'job' ? m.queue : m.channel,
     name: m.name,
     key: m.kind === 'job' ? m.jobId : m.key,
     payload: m.payload,
-  }));
+  };
+}
+
+/** Writes messages in the caller's transaction. */
+export async function enqueueOutbox(tx: Queryable, messages: readonly OutboxMessage[]): Promise<void> {
+  if (messages.length === 0) return;
+  // One JSON parameter rather than an array per column: the driver would escape every character of every payload
+  // into a text[] literal, a noticeable cost per status change.
+  const rows = messages.map(outboxColumns);
   await tx.query(
     `INSERT INTO outbox (kind, target, name, key, payload)
      SELECT kind, target, name, key, payload

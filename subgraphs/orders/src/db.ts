@@ -1,4 +1,5 @@
-import type { Queryable } from '@shop/common';
+import { outboxColumns, type OutboxMessage, type Queryable } from '@shop/common';
+import { EVENT_TIME_PATHS } from './messages.js';
 
 export const ORDER_STATUSES = ['PENDING', 'CONFIRMED', 'SHIPPED', 'DELIVERED', 'CANCELLED', 'REJECTED'] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
@@ -276,29 +277,68 @@ export async function insertPlacedOrder(tx: Queryable, order: PlacedOrder): Prom
   return createdAt;
 }
 
+/** A status change: the order moves from `expected` to `status`, for `reason`. */
+export interface StatusChange {
+  id: string;
+  expected: OrderStatus;
+  status: OrderStatus;
+  reason: string | null;
+}
+
+/** The outbox messages a status change writes: `timed` ones get the change's time at EVENT_TIME_PATHS. */
+export interface StatusChangeMessages {
+  timed: readonly OutboxMessage[];
+  others: readonly OutboxMessage[];
+}
+
+// A timed message's payload with the change's time written at each of EVENT_TIME_PATHS ($6, $7, ...).
+const TIMED_PAYLOAD = EVENT_TIME_PATHS.reduce(
+  (payload, _path, i) => `jsonb_set(${payload}, $${6 + i}::text[], changed.iso)`,
+  'm.payload',
+);
+
+// One statement, so no BEGIN and COMMIT: its data-modifying CTEs commit together. The history entry and the outbox
+// rows are selected from the UPDATE's RETURNING, so none is written when the guard on the status finds no row.
+// The time is cut to milliseconds so a JavaScript Date holds the stored value exactly, and formatted as
+// toISOString() formats it.
+const CHANGE_ORDER_STATUS = `WITH changed AS (
+  UPDATE orders SET status = $3, status_reason = $4, updated_at = date_trunc('milliseconds', now())
+  WHERE id = $1 AND status = $2
+  RETURNING id, status, status_reason, updated_at AS at,
+    to_jsonb(to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) AS iso
+), history AS (
+  INSERT INTO order_status_changes (order_id, status, reason, at)
+  SELECT id, status, status_reason, at FROM changed
+), queued AS (
+  INSERT INTO outbox (kind, target, name, key, payload)
+  SELECT m.kind, m.target, m.name, m.key, CASE WHEN m.timed THEN ${TIMED_PAYLOAD} ELSE m.payload END
+  FROM changed, jsonb_to_recordset($5::jsonb) AS m(kind text, target text, name text, key text, payload jsonb, timed boolean)
+)
+SELECT at FROM changed`;
+
 /**
- * Moves an order from `expected` to `status` and appends the history entry, unless another writer changed the
- * order first (optimistic concurrency). Returns when the change happened, or undefined when the order was no
- * longer in `expected`.
+ * Moves an order from `expected` to `status`, appends the history entry and writes the outbox messages, in one
+ * statement; nothing is written when another writer changed the order first (optimistic concurrency). Returns
+ * when the change happened (the database's clock), or undefined when the order was no longer in `expected`.
  */
 export async function changeOrderStatus(
-  tx: Queryable,
-  change: { id: string; expected: OrderStatus; status: OrderStatus; reason: string | null },
+  db: Queryable,
+  change: StatusChange,
+  messages: StatusChangeMessages,
 ): Promise<Date | undefined> {
-  const [row] = await tx.query<{ at: Date }>(
-    `UPDATE orders SET status = $3, status_reason = $4, updated_at = now()
-     WHERE id = $1 AND status = $2
-     RETURNING updated_at AS at`,
-    [change.id, change.expected, change.status, change.reason],
-  );
-  if (!row) return undefined;
-  await tx.query('INSERT INTO order_status_changes (order_id, status, reason, at) VALUES ($1, $2, $3, $4)', [
+  const rows = [
+    ...messages.timed.map((m) => ({ ...outboxColumns(m), timed: true })),
+    ...messages.others.map((m) => ({ ...outboxColumns(m), timed: false })),
+  ];
+  const [row] = await db.query<{ at: Date }>(CHANGE_ORDER_STATUS, [
     change.id,
+    change.expected,
     change.status,
     change.reason,
-    row.at,
+    JSON.stringify(rows),
+    ...EVENT_TIME_PATHS,
   ]);
-  return row.at;
+  return row?.at;
 }
 
 /** The status histories of several orders, oldest entry first, in the order of `ids`: one statement. */

@@ -3,7 +3,7 @@ import { GraphQLError } from 'graphql';
 import { ErrorCode, badInput, enqueueOutbox, notFound, type Database, type OutboxMessage } from '@shop/common';
 import type { CatalogClient } from './catalog.js';
 import { changeOrderStatus, insertPlacedOrder, ordersByIds, type OrderRow, type OrderStatus } from './db.js';
-import { releaseJob, reserveJob, statusMessages } from './messages.js';
+import { releaseJob, reserveJob, statusEvent, statusMessages, statusNotification } from './messages.js';
 import { CLIENT_SETTABLE, InvalidTransitionError, canMove } from './transitions.js';
 import { parseOrderRequest, parseReason } from './validation.js';
 
@@ -91,7 +91,7 @@ export async function placeOrder(
 
 /**
  * Moves `order` to `status` if nobody changed it since it was read, with the history entry and the outbox
- * messages in the same transaction. Returns the changed order, or undefined when it lost a race.
+ * messages, in one statement. Returns the changed order, or undefined when it lost a race.
  */
 async function tryChange(
   deps: LifecycleDeps,
@@ -100,27 +100,35 @@ async function tryChange(
   reason: string | null,
   extra: readonly OutboxMessage[] = [],
 ): Promise<OrderRow | undefined> {
-  const changed = await deps.db.transaction(async (tx) => {
-    const at = await changeOrderStatus(tx, { id: order.id, expected: order.status, status, reason });
-    if (!at) return undefined;
-    const next: OrderRow = { ...order, status, statusReason: reason, updatedAt: at };
-    await enqueueOutbox(tx, [...statusMessages(deps.prefix, next, at, reason), ...extra]);
-    return next;
-  });
-  if (changed) deps.relay.wake();
-  return changed;
+  // The event is built with the order's previous time; the statement writes the change's time over it.
+  const next: OrderRow = { ...order, status, statusReason: reason };
+  const at = await changeOrderStatus(
+    deps.db,
+    { id: order.id, expected: order.status, status, reason },
+    {
+      timed: [statusEvent(deps.prefix, next, order.updatedAt, reason)],
+      others: [statusNotification(next, reason), ...extra],
+    },
+  );
+  if (!at) return undefined;
+  deps.relay.wake();
+  return { ...next, updatedAt: at };
 }
 
-/** Reads the order, checks the transition, changes it; re-reads and re-checks when another writer was faster. */
+/**
+ * Reads the order (unless the caller just did: `current`, null when there was none), checks the transition,
+ * changes it; re-reads and re-checks when another writer was faster.
+ */
 async function transition(
   deps: LifecycleDeps,
   id: string,
   status: OrderStatus,
   reason: string | null,
   extra: (from: OrderStatus) => OutboxMessage[] = () => [],
+  current?: OrderRow | null,
 ): Promise<OrderRow> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const [order] = await ordersByIds(deps.db, [id]);
+    const order = attempt === 0 && current !== undefined ? current : (await ordersByIds(deps.db, [id]))[0];
     if (!order) throw notFound('Order', id);
     if (!canMove(order.status, status)) throw new InvalidTransitionError(id, order.status, status);
     const changed = await tryChange(deps, order, status, reason, extra(order.status));
@@ -133,11 +141,17 @@ async function transition(
 
 /**
  * Cancels a PENDING or CONFIRMED order. Inventory is always asked to release: units already reserved come back,
- * and a reservation that has not happened yet never will.
+ * and a reservation that has not happened yet never will. `current` is the order as the caller just read it
+ * (null: it found none), so it is not read twice; a stale one only costs a retry.
  */
-export function cancelOrder(deps: LifecycleDeps, id: string, reason: string | null | undefined): Promise<OrderRow> {
+export function cancelOrder(
+  deps: LifecycleDeps,
+  id: string,
+  reason: string | null | undefined,
+  current?: OrderRow | null,
+): Promise<OrderRow> {
   const why = parseReason(reason);
-  return transition(deps, id, 'CANCELLED', why, () => [releaseJob(id)]);
+  return transition(deps, id, 'CANCELLED', why, () => [releaseJob(id)], current);
 }
 
 /** Ships or delivers an order; any other target is refused. */
@@ -216,7 +230,8 @@ export async function applyReservationResult(
       continue;
     }
     if (order.status === 'CANCELLED' && result.outcome === 'reserved') {
-      await deps.db.transaction((tx) => enqueueOutbox(tx, [releaseJob(order.id)]));
+      // One statement: no transaction needed.
+      await enqueueOutbox(deps.db, [releaseJob(order.id)]);
       deps.relay.wake();
       return 'released';
     }

@@ -75,11 +75,21 @@ export function releaseJob(orderId: string): OutboxMessage {
 }
 
 /**
- * What every status change announces: an event for live subscribers and a notification for the customer.
- * Keys and job ids name the order and the status, so a change relayed twice is still one event and one message.
+ * Where an `order.status` event holds the time of its change. A status change writes its event in the statement
+ * that makes the change, before this process knows the time: the database writes it at these paths
+ * (changeOrderStatus), as toISOString() would.
  */
-export function statusMessages(prefix: string, order: OrderRow, at: Date, reason: string | null): OutboxMessage[] {
-  const event: OrderStatusEvent = {
+export const EVENT_TIME_PATHS = [['at'], ['order', 'updatedAt']] as const satisfies readonly (
+  | readonly [keyof OrderStatusEvent]
+  | readonly ['order', keyof OrderSnapshot]
+)[];
+
+/**
+ * The event a status change publishes for live subscribers, with the order as the change left it. Its key names
+ * the order and the status, so a change relayed twice is still one event.
+ */
+export function statusEvent(prefix: string, order: OrderRow, at: Date, reason: string | null): OutboxMessage {
+  const payload: OrderStatusEvent = {
     orderId: order.id,
     userId: order.userId,
     status: order.status,
@@ -87,8 +97,13 @@ export function statusMessages(prefix: string, order: OrderRow, at: Date, reason
     reason,
     order: { ...order, createdAt: order.createdAt.toISOString(), updatedAt: at.toISOString() },
   };
+  return { kind: 'event', channel: orderEventsChannel(prefix), name: 'order.status', key: `${order.id}-${order.status}`, payload };
+}
+
+/** The notification job a status change sends the customer; its job id makes a repeated one a no-op. */
+export function statusNotification(order: OrderRow, reason: string | null): OutboxMessage {
   const money = (amount: number) => ({ amount, currency: order.currency });
-  const notification: OrderStatusNotification = {
+  const payload: OrderStatusNotification = {
     userId: order.userId,
     orderId: order.id,
     status: order.status,
@@ -101,14 +116,10 @@ export function statusMessages(prefix: string, order: OrderRow, at: Date, reason
     })),
     total: money(order.items.reduce((sum, item) => sum + item.unitPriceAmount * item.quantity, 0)),
   };
-  return [
-    { kind: 'event', channel: orderEventsChannel(prefix), name: 'order.status', key: `${order.id}-${order.status}`, payload: event },
-    {
-      kind: 'job',
-      queue: NOTIFICATIONS_QUEUE,
-      name: 'order-status',
-      jobId: `order-${order.id}-${order.status}`,
-      payload: notification,
-    },
-  ];
+  return { kind: 'job', queue: NOTIFICATIONS_QUEUE, name: 'order-status', jobId: `order-${order.id}-${order.status}`, payload };
+}
+
+/** What every status change announces: an event for live subscribers and a notification for the customer. */
+export function statusMessages(prefix: string, order: OrderRow, at: Date, reason: string | null): OutboxMessage[] {
+  return [statusEvent(prefix, order, at, reason), statusNotification(order, reason)];
 }

@@ -93,9 +93,9 @@ export const resolvers: Resolvers = {
       requireUser(context);
       const orderId = parseId('id', id);
       const order = await context.loaders.order.load(orderId);
-      // An unknown order is NOT_FOUND from the lifecycle, as before.
+      // An unknown order is NOT_FOUND from the lifecycle, as before; the order read here is the one it starts from.
       if (order) requireOrderAccess(context, order, 'cancel it');
-      return primed(context, await cancelOrder(runtimeOf(context), orderId, reason));
+      return primed(context, await cancelOrder(runtimeOf(context), orderId, reason, order));
     },
     updateOrderStatus: async (_parent, { id, status }, context) => {
       requireAdmin(context, 'change the status of an order');
