@@ -82,13 +82,13 @@ export function createAuthenticator(
   log: Logger,
   verify: (token: string) => Promise<VerifiedToken> = createVerifiedTokenReader(config.jwt),
   verified: VerifiedTokenCache<Caller> = new VerifiedTokenCache(),
-): (authorization: unknown) => Promise<Caller> {
+): (authorization: unknown, requestLog?: Logger) => Promise<Caller> {
   const callerOf = (identity: Identity | null): Caller => ({
     identity,
     identityFor: (subgraph) => (identity ? signIdentity(identity, subgraph, config.identitySecret) : undefined),
   });
   const anonymous = callerOf(null);
-  return async (authorization) => {
+  return async (authorization, requestLog = log) => {
     if (authorization === undefined || authorization === null || authorization === '') return anonymous;
     const token = typeof authorization === 'string' ? BEARER.exec(authorization.trim())?.[1] : undefined;
     if (!token) throw invalidToken();
@@ -101,7 +101,7 @@ export function createAuthenticator(
       return caller;
     } catch (error) {
       if (!(error instanceof InvalidTokenError)) throw error;
-      log.debug({ reason: error.message }, 'refused an access token');
+      requestLog.debug({ reason: error.message }, 'refused an access token');
       throw invalidToken();
     }
   };

@@ -48,7 +48,7 @@ function clientOf(req: IncomingMessage, trustProxy: boolean): string {
  * are let through (and logged): the limiter protects the graph, it must not take it down.
  */
 export function rateLimiter(options: RateLimitOptions) {
-  return async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
+  return async (req: IncomingMessage, res: ServerResponse, request?: { log: Logger }): Promise<boolean> => {
     if (req.method === 'OPTIONS' || !req.url?.startsWith(options.path)) return false;
     const client = clientOf(req, options.trustProxy);
     let allowed: number;
@@ -63,7 +63,7 @@ export function rateLimiter(options: RateLimitOptions) {
         randomBytes(6).toString('hex'),
       )) as [number, number];
     } catch (error) {
-      options.log.warn({ err: error }, 'rate limit check failed; request let through');
+      (request?.log ?? options.log).warn({ err: error }, 'rate limit check failed; request let through');
       return false;
     }
     if (allowed === 1) return false;

@@ -147,13 +147,16 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     log,
     corsOrigins: config.corsOrigins,
     bodyLimitBytes: config.bodyLimitBytes,
-    routes: async (req, res) => (await probes(req, res)) || (await metricsRoute(req, res)) || (await limit(req, res)),
+    routes: async (req, res, request) => (await probes(req, res)) || (await metricsRoute(req, res)) || (await limit(req, res, request)),
     // An invalid bearer token refuses the request (401 UNAUTHENTICATED); none is an anonymous caller.
     context: async ({ req, requestId, log: requestLog }) => ({
       requestId,
       log: requestLog,
-      ...(await authenticate(req.headers.authorization)),
+      ...(await authenticate(req.headers.authorization, requestLog)),
     }),
+    // The router's request-path code logs through the request's logger (context.log), so it needs no
+    // AsyncLocalStorage context, whose promise hooks cost about an eighth of its CPU per request.
+    asyncLogContext: false,
   });
   const inFlight = new InFlightRequests();
   let websockets: WebSocketEndpoint | undefined;

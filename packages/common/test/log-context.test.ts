@@ -8,6 +8,7 @@ import {
   OutboxRelay,
   createLogger,
   createRedis,
+  currentRequestId,
   graphqlRequestListener,
   listen,
   withJobContext,
@@ -109,6 +110,51 @@ describe('log context of a request', () => {
     try {
       await graphql(server.url, '{ ok }', undefined, { 'x-request-id': 'plain-1' });
       expect(lines.find((line) => line.msg === 'graphql request')).toMatchObject({ requestId: 'plain-1' });
+    } finally {
+      await server.close();
+      await apollo.stop();
+    }
+  });
+});
+
+describe('a request without an async log context (asyncLogContext: false)', () => {
+  it("carries the request id on its own logger's lines only, and runs outside any log context", async () => {
+    const service = capture('bound-test');
+    const seen: (string | undefined)[] = [];
+    const apollo = new ApolloServer<{ log: Logger }>({
+      typeDefs: 'type Query { echo(word: String!): String! }',
+      resolvers: {
+        Query: {
+          echo: async (_: unknown, { word }: { word: string }, context: { log: Logger }) => {
+            await sleep(5);
+            seen.push(currentRequestId());
+            context.log.info({ word }, 'request logger');
+            service.log.info({ word }, 'process logger');
+            return word;
+          },
+        },
+      },
+    });
+    await apollo.start();
+    const server = await listen(
+      graphqlRequestListener(apollo, {
+        log: service.log,
+        corsOrigins: [],
+        bodyLimitBytes: 10_000,
+        asyncLogContext: false,
+        context: async ({ log }) => ({ log }),
+      }),
+      0,
+      '127.0.0.1',
+    );
+    try {
+      const ids = ['bound-a', 'bound-b'];
+      await Promise.all(ids.map((id) => graphql(server.url, 'query ($w: String!) { echo(word: $w) }', { w: id }, { 'x-request-id': id })));
+      expect(seen).toEqual([undefined, undefined]);
+      for (const id of ids) {
+        expect(service.lines.filter((line) => line.requestId === id).map((line) => line.msg).sort()).toEqual(['graphql request', 'request logger']);
+        expect(service.lines.find((line) => line.word === id && line.msg === 'process logger')).not.toHaveProperty('requestId');
+      }
     } finally {
       await server.close();
       await apollo.stop();
