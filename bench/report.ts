@@ -58,7 +58,7 @@ function details(r: Json): string {
       return (
         `Router RSS before the first subscription (after the load scenarios): ${r.routerRssBeforeMiB} MiB; KiB/subscription is (RSS − that) / open.\n\n` +
         table(
-          ['open', 'opened in s', 'router RSS MiB', 'KiB/subscription', 'changes', 'changes/s', 'delivered', 'delivery p50 ms', 'p99 ms', 'max ms', 'mutation p50 ms', 'CPU ms per change', 'shared with (CPU ms per change)'],
+          ['open', 'opened in s', 'router RSS MiB', 'KiB/subscription', 'changes', 'changes/s', 'delivered', 'delivery p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'mutation p50 ms', 'bench loop delay p99 / max ms', 'CPU ms per change', 'shared with (CPU ms per change)'],
           (r.levels as Json[]).map((l) => [
             l.subscriptions,
             l.openSeconds,
@@ -68,9 +68,11 @@ function details(r: Json): string {
             l.changesPerSecond,
             `${l.deliveries}/${l.deliveriesExpected}`,
             l.deliveryMs.p50,
+            l.deliveryMs.p90,
             l.deliveryMs.p99,
             l.deliveryMs.max,
             l.mutationMs.p50,
+            l.benchLoopDelayMs ? `${l.benchLoopDelayMs.p99} / ${l.benchLoopDelayMs.max}` : '',
             Object.entries((l.cpuMsPerChange ?? {}) as Record<string, number>).map(([k, v]) => `${k} ${v}`).join(', '),
             Object.entries((l.sharedCpuMsPerChange ?? {}) as Record<string, number>).map(([k, v]) => `${k} ${v}`).join(', '),
           ]),

@@ -2,6 +2,7 @@ import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { demoShop } from '@shop/common';
 import { readdirSync, readFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { cpuTimeMs, rssBytes } from '../lib/processes.js';
 import { round, summarize } from '../lib/load.js';
 import { FOLLOW_ORDER } from '../lib/operations.js';
@@ -84,6 +85,11 @@ interface Level {
   cpuMsPerChange: Record<string, number>;
   /** The same for what the services share the machine with (PostgreSQL backends, Redis, the bench) and the whole machine. */
   sharedCpuMsPerChange: Record<string, number>;
+  /**
+   * How late the bench's own event loop ran while changes were sent and delivered: the clients time each delivery
+   * when their callback runs, so a pause here (the bench's own GC) shows up as delivery time.
+   */
+  benchLoopDelayMs: { p99: number; max: number };
 }
 
 /**
@@ -228,10 +234,13 @@ export async function subscriptionsScenario(ctx: BenchContext): Promise<Scenario
         machine: machineBusyMs,
       };
       const sharedBefore = Object.fromEntries(Object.entries(shared).map(([name, read]) => [name, read()]));
+      const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+      loopDelay.enable();
       const { mutationMs, changeSeconds } = await sendAtRate(chosen);
       const expected = chosen.reduce((sum, step) => sum + followers.get(step.orderId)!, 0);
       const deadline = performance.now() + 10_000;
       while (deliveries < expected && performance.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      loopDelay.disable();
       const cpuMsPerChange = Object.fromEntries(
         Object.entries(processes).map(([name, pid]) => [name, round((cpuTimeMs(pid) - cpuBefore[name]!) / Math.max(chosen.length, 1), 2)]),
       );
@@ -252,6 +261,7 @@ export async function subscriptionsScenario(ctx: BenchContext): Promise<Scenario
         mutationMs: summarize(mutationMs),
         cpuMsPerChange,
         sharedCpuMsPerChange,
+        benchLoopDelayMs: { p99: round(loopDelay.percentile(99) / 1e6, 1), max: round(loopDelay.max / 1e6, 1) },
       });
     }
   } finally {
