@@ -13,12 +13,12 @@ const UPDATE = 'mutation($id: ID!, $s: OrderStatus!) { updateOrderStatus(id: $id
 const CANCEL = 'mutation($id: ID!) { cancelOrder(id: $id, reason: "bench") { id status } }';
 
 /**
- * CPU time (ms) of every process with this command name (all PostgreSQL backends, the Redis server): they share
- * the machine's cores with the services, so their share of a change is reported beside the services' own.
+ * CPU time (ms) of every process with this command name (all PostgreSQL backends, the Redis server), by pid: they
+ * share the machine's cores with the services, so their share of a change is reported beside the services' own.
  */
-function cpuMsOfCommand(command: string): number {
+function cpuMsByPid(command: string): Map<string, number> {
   const tick = 1000 / 100;
-  let total = 0;
+  const byPid = new Map<string, number>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
@@ -26,12 +26,25 @@ function cpuMsOfCommand(command: string): number {
       const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       if (name !== command) continue;
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      total += (Number(fields[11]) + Number(fields[12])) * tick;
+      byPid.set(entry, (Number(fields[11]) + Number(fields[12])) * tick);
     } catch {
       // The process ended while we looked.
     }
   }
-  return total;
+  return byPid;
+}
+
+/**
+ * A reader of the CPU time those processes spend from now on: processes started meanwhile count in full; one that
+ * exits before the second reading is left out (its time can no longer be read), so the figure is a lower bound.
+ */
+function cpuMsOfCommandSince(command: string): () => number {
+  const before = cpuMsByPid(command);
+  return () => {
+    let total = 0;
+    for (const [pid, ms] of cpuMsByPid(command)) total += ms - (before.get(pid) ?? 0);
+    return total;
+  };
 }
 
 /** Busy CPU time (ms) of the whole machine, all cores, from /proc/stat. */
@@ -223,9 +236,11 @@ export async function subscriptionsScenario(ctx: BenchContext): Promise<Scenario
       deliveries = 0;
       const processes = { router: router.pid, ...subgraphPids(ctx) };
       const cpuBefore = Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, cpuTimeMs(pid)]));
+      const postgresSince = cpuMsOfCommandSince('postgres');
+      const redisSince = cpuMsOfCommandSince('redis-server');
       const shared = {
-        postgres: () => cpuMsOfCommand('postgres'),
-        redis: () => cpuMsOfCommand('redis-server'),
+        postgres: () => postgresSince(),
+        redis: () => redisSince(),
         // This process: the clients receiving the events and the sending of the changes.
         bench: () => {
           const { user, system } = process.cpuUsage();
