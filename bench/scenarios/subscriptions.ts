@@ -236,11 +236,9 @@ export async function subscriptionsScenario(ctx: BenchContext): Promise<Scenario
       deliveries = 0;
       const processes = { router: router.pid, ...subgraphPids(ctx) };
       const cpuBefore = Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, cpuTimeMs(pid)]));
-      const postgresSince = cpuMsOfCommandSince('postgres');
-      const redisSince = cpuMsOfCommandSince('redis-server');
       const shared = {
-        postgres: () => postgresSince(),
-        redis: () => redisSince(),
+        postgres: cpuMsOfCommandSince('postgres'),
+        redis: cpuMsOfCommandSince('redis-server'),
         // This process: the clients receiving the events and the sending of the changes.
         bench: () => {
           const { user, system } = process.cpuUsage();

@@ -140,7 +140,6 @@ export interface NotificationKeyset {
 const NOTIFICATION_COLUMNS =
   'n.id, n.user_id AS "userId", n.kind, n.subject, n.text_body AS text, n.sent_at AS "sentAt", n.transport';
 
-/** Whether the job with this id has already been delivered and recorded. */
 /**
  * What a notification job needs first, in one statement: whether its job id was already recorded, and its
  * recipient (null when there is no such user).
