@@ -36,6 +36,8 @@ export interface GraphQLHttpOptions<TContext extends BaseContext> {
    * per request. With tracing on the context is kept all the same: the trace context needs those hooks anyway.
    */
   asyncLogContext?: boolean;
+  /** Headers set on every GraphQL answer (a subgraph's `x-shop-entity-cache`, say). */
+  responseHeaders?: Readonly<Record<string, string>>;
 }
 
 class HttpError extends Error {
@@ -200,6 +202,7 @@ export function graphqlRequestListener<TContext extends BaseContext>(
       context: () => options.context({ req, requestId, log }),
     });
     for (const [key, value] of result.headers) res.setHeader(key, value);
+    if (options.responseHeaders) for (const [key, value] of Object.entries(options.responseHeaders)) res.setHeader(key, value);
     res.statusCode = result.status ?? 200;
     if (result.body.kind === 'complete') {
       res.end(result.body.string);

@@ -19,3 +19,4 @@ export * from './auth.js';
 export * from './password.js';
 export * from './jwt.js';
 export * from './telemetry.js';
+export * from './entity-cache.js';

@@ -7,6 +7,7 @@ import { graphqlRequestListener, listen, probeRoutes, type Listening, type Readi
 import { DEV_IDENTITY_SECRET, IDENTITY_HEADER, IdentityError, readIdentitySecret, verifyIdentity, type Identity } from './identity.js';
 import { createLogger, type Logger } from './logger.js';
 import { DEFAULT_REDIS_URL } from './redis.js';
+import { ENTITY_CACHE_HEADER, type EntityInvalidator } from './entity-cache.js';
 import { schemaOf } from './subgraph.js';
 import { shutdownTelemetry } from './telemetry.js';
 import { serveSubscriptions } from './websocket.js';
@@ -18,6 +19,11 @@ export interface SubgraphRuntime {
   readiness?: Record<string, ReadinessCheck>;
   /** Extra HTTP routes (e.g. the JWKS of the users subgraph); return true when handled. */
   routes?: (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
+  /**
+   * Announces committed changes of the subgraph's entities to the router's entity cache. When it is enabled the
+   * subgraph's answers carry `x-shop-entity-cache`, and the subgraph must invalidate every change it commits.
+   */
+  invalidator?: EntityInvalidator;
 }
 
 /** A request as a subgraph sees it: who the router (or a trusted service) says is calling, null when anonymous. */
@@ -136,6 +142,7 @@ export async function serveSubgraph<TContext extends BaseContext, TRuntime exten
       log: options.log,
       corsOrigins: options.corsOrigins ?? [],
       bodyLimitBytes: options.bodyLimitBytes ?? 1_000_000,
+      ...(options.runtime?.invalidator?.enabled ? { responseHeaders: { [ENTITY_CACHE_HEADER]: '1' } } : {}),
       routes: async (req, res) => (await probes(req, res)) || (routes ? await routes(req, res) : false),
       context: async (info) =>
         definition.createContext(db, { ...info, identity: identify(info.req.headers[IDENTITY_HEADER], info.log) }, options.runtime),

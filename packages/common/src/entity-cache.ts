@@ -1,0 +1,57 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from './logger.js';
+
+/**
+ * Entity generations: the contract between the subgraphs and the router's entity cache.
+ *
+ * Every committed change of an entity increments its generation, a counter in Redis under
+ * `<prefix>:entity-gen:<Type>:<id>`, before the request or job that made the change answers. The router keeps
+ * `_entities` answers of a subgraph in memory together with the generations they were read at, and reads the
+ * current generations (one MGET) before it uses them: a change the writer has answered for is never served stale.
+ * A subgraph says that it keeps this contract with the `x-shop-entity-cache` header on its GraphQL answers; the
+ * router caches nothing of a subgraph that does not send it.
+ */
+export const ENTITY_CACHE_HEADER = 'x-shop-entity-cache';
+
+/** An entity by its `__typename` and `id`. */
+export interface EntityRef {
+  typename: string;
+  id: string;
+}
+
+/** The Redis key of an entity's generation. */
+export function entityGenerationKey(prefix: string, typename: string, id: string): string {
+  return `${prefix}:entity-gen:${typename}:${id}`;
+}
+
+/**
+ * Increments the generations of the entities a committed change touched. Call it after the commit and before the
+ * answer (or the job's completion), so a client that saw the answer reads the change. A Redis failure is logged and
+ * not thrown: the change is committed, and cached copies expire after the router's ENTITY_CACHE_TTL_MS.
+ */
+export class EntityInvalidator {
+  constructor(
+    private readonly redis: Redis | undefined,
+    private readonly prefix: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Whether changes are announced at all (a subgraph without Redis announces none, and says so by no header). */
+  get enabled(): boolean {
+    return this.redis !== undefined;
+  }
+
+  async invalidate(refs: readonly EntityRef[]): Promise<void> {
+    if (!this.redis || refs.length === 0) return;
+    const keys = [...new Set(refs.map((r) => entityGenerationKey(this.prefix, r.typename, r.id)))];
+    try {
+      const pipeline = this.redis.pipeline();
+      for (const key of keys) pipeline.incr(key);
+      const results = (await pipeline.exec()) ?? [];
+      const failed = results.find(([error]) => error);
+      if (failed) throw failed[0];
+    } catch (error) {
+      this.log.error({ err: error, entities: keys.length }, 'entity invalidation failed; cached copies expire with their TTL');
+    }
+  }
+}
