@@ -6,6 +6,7 @@ import type { OperationLimits } from './limits.js';
 import { readIdentitySecret, readJwtVerifierConfig } from '@shop/common';
 import type { RouterAuthConfig } from './auth.js';
 import type { ResilienceConfig } from './resilience.js';
+import type { EntityCacheConfig } from './entity-cache.js';
 
 export interface RouterConfig extends ServiceConfig {
   /** Composed supergraph schema file; watched for changes. */
@@ -26,6 +27,8 @@ export interface RouterConfig extends ServiceConfig {
   limits: OperationLimits;
   /** Safelist mode: a persisted query manifest whose operations are the only ones the router runs. */
   safelistPath: string | undefined;
+  /** The `_entities` cache in memory, checked against entity generations in Redis (needs REDIS_URL). */
+  entityCache: EntityCacheConfig;
   /** Access tokens (JWT_SECRET or JWT_JWKS_URL, JWT_ISSUER, JWT_AUDIENCE) and the identity key (IDENTITY_SECRET). */
   auth: RouterAuthConfig;
 }
@@ -88,6 +91,12 @@ export function readRouterConfig(argv: string[] = process.argv.slice(2), env: No
       retries: readInt(env, 'SUBGRAPH_RETRIES', 1, 0, 3),
       retryDelayMs: readInt(env, 'SUBGRAPH_RETRY_DELAY_MS', 50, 0, 10_000),
       dedup: readBool(env, 'SUBGRAPH_DEDUP', true),
+    },
+    entityCache: {
+      enabled: readBool(env, 'ENTITY_CACHE', true),
+      ttlMs: readInt(env, 'ENTITY_CACHE_TTL_MS', 60_000, 1),
+      maxEntries: readInt(env, 'ENTITY_CACHE_MAX_ENTRIES', 100_000, 1),
+      redisTimeoutMs: readInt(env, 'ENTITY_CACHE_REDIS_TIMEOUT_MS', 100, 1),
     },
     safelistPath: optionalPath(env, 'PERSISTED_QUERIES_SAFELIST'),
     auth: readRouterAuth(env),

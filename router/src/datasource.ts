@@ -4,6 +4,8 @@ import type { GatewayGraphQLResponse } from '@apollo/server-gateway-interface';
 import { IDENTITY_HEADER, REQUEST_ID_HEADER, injectTraceContext } from '@shop/common';
 import type { RouterContext } from './context.js';
 import { CircuitOpenError, type SubgraphAnswer, type SubgraphResilience } from './resilience.js';
+import { ENTITY_CACHE_HEADER } from '@shop/common';
+import type { EntityCache, EntityFetchAnswer } from './entity-cache.js';
 
 export const SUBGRAPH_UNAVAILABLE = 'SUBGRAPH_UNAVAILABLE';
 
@@ -96,21 +98,31 @@ export class SubgraphDataSource implements GraphQLDataSource<RouterContext> {
     readonly url: string,
     private readonly resilience: SubgraphResilience,
     private readonly observe?: (subgraph: string, outcome: 'ok' | 'error' | 'unavailable', seconds: number) => void,
+    private readonly entityCache?: EntityCache,
   ) {}
 
   async process(options: ProcessOptions): Promise<GatewayGraphQLResponse> {
+    const query = options.request.query;
+    if (this.entityCache && isIncoming(options) && query && isQueryText(query) && Array.isArray(options.request.variables?.representations)) {
+      return this.entityCache.process(this.name, options, (sent) => this.fetch(sent));
+    }
+    return (await this.fetch(options)).response;
+  }
+
+  /** One fetch from the subgraph; failures of a client's operation become GraphQL errors on the paths it would fill. */
+  private async fetch(options: ProcessOptions): Promise<EntityFetchAnswer> {
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
     try {
-      const response = await this.send(options);
-      this.observe?.(this.name, response.errors ? 'error' : 'ok', seconds());
-      return response;
+      const answer = await this.send(options);
+      this.observe?.(this.name, answer.response.errors ? 'error' : 'ok', seconds());
+      return answer;
     } catch (error) {
       const refusal = refusalOf(error);
       this.observe?.(this.name, refusal ? 'error' : 'unavailable', seconds());
       // Health checks and schema loading keep their own error handling.
       if (!isIncoming(options)) throw error;
-      if (refusal) return refusal;
+      if (refusal) return { response: refusal, announced: undefined };
       const message = this.unavailableMessage(error);
       // An open breaker was logged once when it opened; one line per refused fetch would flood the log.
       if (error instanceof CircuitOpenError) options.context.log?.debug({ subgraph: this.name }, 'subgraph fetch refused: breaker open');
@@ -120,11 +132,11 @@ export class SubgraphDataSource implements GraphQLDataSource<RouterContext> {
       const paths = Array.isArray(representations)
         ? representations.map((_, i) => ['_entities', i])
         : rootResponseKeys(documentOf(options.document, options.request.query)).map((key) => [key]);
-      return { errors: (paths.length > 0 ? paths : [undefined]).map((path) => ({ message, path, extensions })) };
+      return { response: { errors: (paths.length > 0 ? paths : [undefined]).map((path) => ({ message, path, extensions })) }, announced: undefined };
     }
   }
 
-  private async send(options: ProcessOptions): Promise<GatewayGraphQLResponse> {
+  private async send(options: ProcessOptions): Promise<EntityFetchAnswer> {
     const { request } = options;
     const query = request.query;
     if (!query) throw new Error('Missing query');
@@ -166,7 +178,7 @@ export class SubgraphDataSource implements GraphQLDataSource<RouterContext> {
       const policy = options.incomingRequestContext.overallCachePolicy;
       if (policy && 'restrict' in policy) policy.restrict(cacheHintOf(answer.headers.get('cache-control')));
     }
-    return parsed as GatewayGraphQLResponse;
+    return { response: parsed as GatewayGraphQLResponse, announced: answer.headers.has(ENTITY_CACHE_HEADER) };
   }
 
   private unavailableMessage(error: unknown): string {

@@ -54,6 +54,12 @@ export class RouterMetrics {
     labelNames: ['subgraph'] as const,
     registers: [this.registry],
   });
+  readonly entityCacheEntities = new Counter({
+    name: 'entity_cache_entities_total',
+    help: 'Entities of _entities fetches answered from the entity cache (hit) or asked of the subgraph (miss), by subgraph.',
+    labelNames: ['subgraph', 'result'] as const,
+    registers: [this.registry],
+  });
   readonly entityFetchesCombined = new Counter({
     name: 'subscription_entity_fetches_combined_total',
     help: 'Entity fetches of subscription events sent inside a combined fetch with others of the same caller, by subgraph.',

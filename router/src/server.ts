@@ -11,6 +11,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { GraphQLSchema } from 'graphql';
 import type { RouterContext } from './context.js';
 import { SubgraphDataSource } from './datasource.js';
+import { EntityCache } from './entity-cache.js';
 import type { RouterConfig } from './config.js';
 import { supergraphFromFile } from './supergraph-file.js';
 import { SubscriptionExecutor } from './subscriptions.js';
@@ -75,13 +76,24 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
   // @apollo/gateway otherwise probes cloud metadata endpoints at construction and reports usage to Apollo
   // every hour. It reads only this variable; an operator can still opt in with APOLLO_TELEMETRY_DISABLED=false.
   process.env.APOLLO_TELEMETRY_DISABLED ??= 'true';
+  // Persisted queries, the rate limit and the entity cache's generations: in Redis when configured, shared by replicas.
+  const redis = config.redisUrl ? createRedis(config.redisUrl, log, { name: 'router' }) : undefined;
+  const entityCache =
+    redis && config.entityCache.enabled
+      ? new EntityCache(redis, config.keyPrefix, config.entityCache, log, {
+          looked: (subgraph, hits, misses) => {
+            if (hits > 0) metrics.entityCacheEntities.inc({ subgraph, result: 'hit' }, hits);
+            if (misses > 0) metrics.entityCacheEntities.inc({ subgraph, result: 'miss' }, misses);
+          },
+        })
+      : undefined;
   const gateway = new ApolloGateway({
     supergraphSdl: supergraphFromFile(config.supergraphPath, log),
-    buildService: ({ name, url }) => new SubgraphDataSource(name, config.subgraphUrls[name] ?? url ?? '', resilience, observe),
+    buildService: ({ name, url }) => new SubgraphDataSource(name, config.subgraphUrls[name] ?? url ?? '', resilience, observe, entityCache),
     logger: log,
   });
   const subscriptions = new SubscriptionExecutor(
-    (name, url) => new SubgraphDataSource(name, url, resilience, observe),
+    (name, url) => new SubgraphDataSource(name, url, resilience, observe, entityCache),
     config.subgraphUrls,
     log,
     SUBSCRIPTION_SHARING,
@@ -95,8 +107,6 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
   });
   const mask = formatError(config.production);
   const withLimitCodes = limitErrorFormatter(config.limits.maxTokens);
-  // Automatic persisted queries: in Redis when configured, so every replica knows a registered query.
-  const redis = config.redisUrl ? createRedis(config.redisUrl, log, { name: 'router' }) : undefined;
   const safelist = config.safelistPath ? Safelist.fromManifestFile(config.safelistPath) : undefined;
   if (safelist) log.info({ operations: safelist.size, path: config.safelistPath }, 'safelist mode: only registered operations run');
   const apollo = new ApolloServer<RouterContext>({
