@@ -28,9 +28,15 @@ function details(r: Json): string {
     case 'gateway':
       return table(LOAD_HEAD, [
         ['router', ...load(r.router.combined)],
+        ...(r.routerNoCache ? [['router, no entity cache (no-cache requests)', ...load(r.routerNoCache.combined)]] : []),
         ['plain @apollo/gateway', ...load(r.baseline.combined)],
       ]) + `\n\nRatios router/baseline: CPU per request x${r.ratios.cpuPerRequest}, req/s x${r.ratios.requestsPerSecond}, p99 x${r.ratios.p99}.` +
-        `\n\nCPU ms per request, every process: router run: ${byProcess(r.router.combined)}; baseline run: ${byProcess(r.baseline.combined)}.`;
+        (r.routerNoCache
+          ? ` Without the entity cache: CPU per request x${r.ratios.noCacheCpuPerRequest}, req/s x${r.ratios.noCacheRequestsPerSecond}, p99 x${r.ratios.noCacheP99}.`
+          : '') +
+        `\n\nCPU ms per request, every process: router run: ${byProcess(r.router.combined)}; ` +
+        (r.routerNoCache ? `without the entity cache: ${byProcess(r.routerNoCache.combined)}; ` : '') +
+        `baseline run: ${byProcess(r.baseline.combined)}.`;
     case 'overhead':
       return (
         `Fetches per request in both, in plan order (users and products side by side): ${r.fetches.join(', ')}.\n\n` +
@@ -50,10 +56,17 @@ function details(r: Json): string {
     case 'rest':
       return table(LOAD_HEAD, [
         ['federated (router)', ...load(r.federated.combined)],
+        ...(r.federatedNoCache ? [['federated, no entity cache (no-cache requests)', ...load(r.federatedNoCache.combined)]] : []),
         ['REST-style aggregation', ...load(r.rest.combined)],
       ]) + `\n\nFederated/REST: req/s x${r.ratios.requestsPerSecond}; REST p99 / federated p99 x${r.ratios.p99}.` +
+        (r.federatedNoCache ? ` Without the entity cache: req/s x${r.ratios.noCacheRequestsPerSecond}, p99 x${r.ratios.noCacheP99}.` : '') +
         `\n\nCPU ms per request, every process: federated ${cpuTotal(r.federated.combined)} (${byProcess(r.federated.combined)}); ` +
-        `REST ${cpuTotal(r.rest.combined)} (${byProcess(r.rest.combined)}).`;
+        (r.federatedNoCache ? `without the entity cache ${cpuTotal(r.federatedNoCache.combined)} (${byProcess(r.federatedNoCache.combined)}); ` : '') +
+        `REST ${cpuTotal(r.rest.combined)} (${byProcess(r.rest.combined)}).` +
+        (r.freshness
+          ? `\n\nAfter the load, with the cache full: ${r.freshness.changedProducts} products got a new price and stock through the router; ` +
+            `${r.freshness.equal} of ${r.freshness.checked} orders read through the router right after were equal to the REST-style answer (no cache).`
+          : '');
     case 'subscriptions':
       return (
         `Router RSS before the first subscription (after the load scenarios): ${r.routerRssBeforeMiB} MiB; KiB/subscription is (RSS − that) / open.\n\n` +
@@ -85,11 +98,13 @@ function details(r: Json): string {
       );
     case 'counts':
       return table(
-        ['lines', 'router fetches', 'router SQL', 'direct fetches', 'direct SQL', 'REST calls', 'REST SQL'],
+        ['lines', 'router fetches', 'router SQL', 'router fetches, cached', 'router SQL, cached', 'direct fetches', 'direct SQL', 'REST calls', 'REST SQL'],
         (r.rows as Json[]).map((row) => [
           row.router.lines,
           row.router.totalFetches,
           row.router.totalStatements,
+          row.cached?.totalFetches ?? '',
+          row.cached?.totalStatements ?? '',
           row.direct.totalFetches,
           row.direct.totalStatements,
           row.rest.totalFetches,
@@ -128,7 +143,7 @@ export async function writeReport(resultsDir: string, out: string): Promise<void
       results.some((r) => (r.machine as Json).uncommittedChanges) ? ' (the shared checkout had uncommitted changes of other work during some scenarios)' : ''
     }.`,
     '',
-    `Load: ${s.connections} connections (requests in flight), ${s.rounds} runs of ${s.seconds} s per target after ${s.warmupSeconds} s of warm-up, targets in turns (A B B A); requests spread over all ${'2,000'} seeded orders. ` +
+    `Load: ${s.connections} connections (requests in flight), ${s.rounds} runs of ${s.seconds} s per target after ${s.warmupSeconds} s of warm-up, targets in turns (A B then B A); requests spread over all ${'2,000'} seeded orders. ` +
       'Every service is its own process, run as deployed (NODE_ENV=production); CPU time is read from /proc for the measured process only.',
     '',
     '## Targets',

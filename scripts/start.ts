@@ -83,7 +83,11 @@ process.on('SIGTERM', () => void stopAll(0));
 
 async function ensureRedis(): Promise<void> {
   if (env.REDIS_URL) return;
-  if (await redisAnswers('127.0.0.1', 6379)) return;
+  // Named for every service, the router included (it only uses Redis when told where: APQ, rate limit, entity cache).
+  if (await redisAnswers('127.0.0.1', 6379)) {
+    env.REDIS_URL = 'redis://127.0.0.1:6379';
+    return;
+  }
   const redis = await startPrivateRedis(PRIVATE_REDIS_PORT);
   if (!redis) {
     process.stderr.write(

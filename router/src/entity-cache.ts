@@ -46,7 +46,7 @@ export interface EntityFetchAnswer {
   announced: boolean | undefined;
 }
 
-/** Whether the client asked for fresh data (`Cache-Control: no-cache`): nothing is read from the cache. */
+/** Whether the client asked for fresh data (`Cache-Control: no-cache`): its fetches go out as with no cache at all. */
 function bypassed(options: ProcessOptions): boolean {
   if (!('incomingRequestContext' in options)) return false;
   const header = options.incomingRequestContext.request.http?.headers.get('cache-control');
@@ -81,7 +81,8 @@ function timeout<T>(promise: Promise<T>, ms: number): Promise<T> {
  * Only what a subgraph answered without an error for that entity is kept, and only while the subgraph announces that
  * it keeps the contract (its `x-shop-entity-cache` header): its first answer without the header turns lookups off for
  * it (a fetch answered wholly from memory learns nothing, so entries may serve until their TTL). Callers never share entries: each subgraph still decides
- * what each caller may see. Without Redis, or if it fails, fetches go out as if there were no cache.
+ * what each caller may see. Without Redis, or if it fails, fetches go out as if there were no cache; so do those of
+ * a request that asks for fresh data (`Cache-Control: no-cache`), which neither reads nor fills the cache.
  */
 export class EntityCache {
   private readonly entries = new Map<string, Entry>();
@@ -114,7 +115,7 @@ export class EntityCache {
     const representations = request.variables?.representations;
     // A subgraph that does not (yet) announce the contract costs no Redis round trip; its first answer that does
     // turns the cache on for it.
-    if (!this.config.enabled || !this.announcing.has(subgraph) || !Array.isArray(representations) || representations.length === 0) {
+    if (!this.config.enabled || !this.announcing.has(subgraph) || !Array.isArray(representations) || representations.length === 0 || bypassed(options)) {
       return this.sendAndNote(subgraph, options, send);
     }
     const scope = this.scopeOf(subgraph, options);
@@ -142,10 +143,9 @@ export class EntityCache {
     const now = this.now();
     const found = new Array<string | undefined>(representations.length).fill(undefined);
     const missing: { keyed: Keyed; generation: string }[] = [];
-    const lookup = !bypassed(options);
     keyed.forEach((k, i) => {
       const generation = generations[i + 1] ?? '0';
-      const entry = lookup ? this.entries.get(k.key) : undefined;
+      const entry = this.entries.get(k.key);
       if (entry && entry.epoch === epoch && entry.generation === generation && entry.expiresAt > now) found[k.index] = entry.json;
       else missing.push({ keyed: k, generation });
     });

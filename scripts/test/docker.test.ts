@@ -58,7 +58,9 @@ describe('docker-compose.yml', () => {
         expect(services[dependency]?.healthcheck, dependency).toBeDefined();
       }
     }
-    expect(Object.keys(services.router!.depends_on ?? {}).sort()).toEqual(subgraphs.map((s) => s.name).sort());
+    // The router needs every subgraph, and Redis for its entity cache, persisted queries and rate limit.
+    expect(Object.keys(services.router!.depends_on ?? {}).sort()).toEqual([...subgraphs.map((s) => s.name), 'redis'].sort());
+    expect(services.router!.environment!.REDIS_URL).toBe(services.users!.environment!.REDIS_URL);
   });
 
   it('builds a multi-stage image that runs as a non-root user', async () => {
