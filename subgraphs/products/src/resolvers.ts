@@ -11,7 +11,8 @@ import {
   requireAdmin,
   toConnection,
 } from '@shop/common';
-import { insertProduct, listProducts, updateProduct, type ProductFields, type ProductListFilter } from './db.js';
+import type { Context } from './context.js';
+import { insertProduct, listProducts, updateProduct, type ProductFields, type ProductListFilter, type ProductRow } from './db.js';
 import type { InputMaybe, MoneyInput, ProductFilter, Resolvers, UpdateProductInput } from './generated/resolvers.js';
 
 // Limits match the CHECK constraints in migrations/001_products.sql.
@@ -94,6 +95,12 @@ async function guardSku<T>(sku: string | undefined, write: () => Promise<T>): Pr
   }
 }
 
+/** Tells the router's entity cache that a committed write changed this product, before the mutation answers. */
+async function changed(context: Context, row: ProductRow): Promise<ProductRow> {
+  await context.invalidator?.invalidate([{ typename: 'Product', id: row.id }]);
+  return row;
+}
+
 export const resolvers: Resolvers = {
   DateTime: DateTimeScalar,
   Query: {
@@ -125,7 +132,7 @@ export const resolvers: Resolvers = {
         category: validCategory(input.category),
         weightGrams: validWeight(input.weightGrams),
       };
-      return guardSku(fields.sku, () => insertProduct(db, randomUUID(), fields));
+      return changed(context, await guardSku(fields.sku, () => insertProduct(db, randomUUID(), fields)));
     },
     updateProduct: async (_parent, { id, input }, context) => {
       requireAdmin(context, 'change products');
@@ -134,7 +141,7 @@ export const resolvers: Resolvers = {
       const changes = validChanges(input);
       const row = await guardSku(changes.sku, () => updateProduct(db, productId, changes));
       if (!row) throw notFound('Product', productId);
-      return row;
+      return changed(context, row);
     },
   },
   Product: {
