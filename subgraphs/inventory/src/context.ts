@@ -3,7 +3,7 @@ import { createLoaders, type Loaders } from './loaders.js';
 import type { InventoryRuntime } from './runtime.js';
 
 export interface Context extends SubgraphContext<Loaders> {
-  /** The reservation worker and relay; no resolver needs them yet. */
+  /** The reservation worker, relay and invalidator; absent when the process runs without a runtime. */
   runtime: InventoryRuntime | undefined;
 }
 

@@ -122,38 +122,51 @@ export async function reserveStock(
   return { outcome: 'reserved' };
 }
 
+/** What releasing an order gave back: the units, and the products whose stock they went back to. */
+export interface Release {
+  units: number;
+  productIds: string[];
+}
+
 /**
- * Gives an order's reserved units back, once, in the caller's transaction; returns how many units came back.
- * Releasing an order that was never decided marks it cancelled, so a `reserve` arriving later does nothing.
+ * Gives an order's reserved units back, once, in the caller's transaction. Releasing an order that was never
+ * decided marks it cancelled, so a `reserve` arriving later does nothing. A release repeated after one that
+ * gave the units back gives nothing again but still names the order's products: the first run may have
+ * committed and died before it announced the change (rejected and cancelled orders hold no reservations).
  */
-export async function releaseStock(tx: Queryable, orderId: string): Promise<number> {
+export async function releaseStock(tx: Queryable, orderId: string): Promise<Release> {
   const tombstone = await tx.query(
     `INSERT INTO reservation_outcomes (order_id, outcome, reason) VALUES ($1, 'cancelled', 'released before it was reserved')
      ON CONFLICT (order_id) DO NOTHING RETURNING order_id`,
     [orderId],
   );
-  if (tombstone.length > 0) return 0;
+  if (tombstone.length > 0) return { units: 0, productIds: [] };
   const released = await tx.query(
     `UPDATE reservation_outcomes SET released_at = now()
      WHERE order_id = $1 AND outcome = 'reserved' AND released_at IS NULL RETURNING order_id`,
     [orderId],
   );
-  if (released.length === 0) return 0;
+  if (released.length === 0) {
+    const held = await tx.query<{ productId: string }>('SELECT product_id AS "productId" FROM reservations WHERE order_id = $1', [
+      orderId,
+    ]);
+    return { units: 0, productIds: held.map((row) => row.productId) };
+  }
   // Locks in the same order as reserveStock, so a release never deadlocks with reservations.
   await tx.query(
     `SELECT s.product_id FROM stock s JOIN reservations r ON r.product_id = s.product_id
      WHERE r.order_id = $1 ORDER BY s.product_id FOR UPDATE OF s`,
     [orderId],
   );
-  const [row] = await tx.query<{ units: number }>(
-    `WITH restored AS (
-       UPDATE stock s SET available = s.available + r.quantity, updated_at = now()
-       FROM reservations r
-       WHERE r.order_id = $1 AND s.product_id = r.product_id
-       RETURNING r.quantity
-     )
-     SELECT coalesce(sum(quantity), 0)::int AS units FROM restored`,
+  const restored = await tx.query<{ productId: string; quantity: number }>(
+    `UPDATE stock s SET available = s.available + r.quantity, updated_at = now()
+     FROM reservations r
+     WHERE r.order_id = $1 AND s.product_id = r.product_id
+     RETURNING r.product_id AS "productId", r.quantity`,
     [orderId],
   );
-  return row?.units ?? 0;
+  return {
+    units: restored.reduce((sum, row) => sum + row.quantity, 0),
+    productIds: restored.map((row) => row.productId),
+  };
 }

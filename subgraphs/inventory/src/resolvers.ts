@@ -14,7 +14,7 @@ export const resolvers: Resolvers = {
   Mutation: {
     restock: async (_parent, { productId, quantity }, context) => {
       requireAdmin(context, 'restock products');
-      const { db, loaders } = context;
+      const { db, loaders, runtime } = context;
       const id = parseId('productId', productId);
       if (!Number.isInteger(quantity) || quantity < 1 || quantity > MAX_RESTOCK) {
         throw badInput('quantity', `must be between 1 and ${MAX_RESTOCK}, got ${quantity}`);
@@ -26,6 +26,7 @@ export const resolvers: Resolvers = {
         if (isOutOfRange(error)) throw badInput('quantity', 'would take the stock beyond what can be stored');
         throw error;
       }
+      await runtime?.invalidator.invalidate([{ typename: 'Product', id }]);
       // Later reads of this product's stock in the same request must see the new level.
       loaders.available.clear(id).prime(id, available);
       return { id, available };

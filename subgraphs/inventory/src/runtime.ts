@@ -1,5 +1,6 @@
 import { Queue, Worker } from 'bullmq';
 import {
+  EntityInvalidator,
   OutboxRelay,
   SAGA_JOB_OPTIONS,
   closeWorker,
@@ -19,10 +20,9 @@ export interface InventoryRuntime extends SubgraphRuntime {
   config: InventoryConfig;
   relay: OutboxRelay;
   worker: Worker;
+  /** Announces restocks (the reservation worker announces its own changes on its connection). */
+  invalidator: EntityInvalidator;
 }
-
-
-
 
 export async function startInventoryRuntime(db: Database, env: NodeJS.ProcessEnv, log: Logger): Promise<InventoryRuntime> {
   const config = readInventoryConfig(env);
@@ -34,7 +34,10 @@ export async function startInventoryRuntime(db: Database, env: NodeJS.ProcessEnv
   relay.start();
 
   const consumer = createRedis(redisUrl, log, { blocking: true, name: 'inventory-worker' });
-  const worker = new Worker(RESERVATIONS_QUEUE, withJobContext(reservationProcessor(db, relay), log), {
+  // On the worker's connection, which holds commands while Redis is away instead of failing them: a job
+  // completes only once its stock changes have reached Redis, even across an outage.
+  const announcer = new EntityInvalidator(consumer, prefix, log);
+  const worker = new Worker(RESERVATIONS_QUEUE, withJobContext(reservationProcessor(db, relay, announcer), log), {
     connection: consumer,
     prefix,
     concurrency: config.workerConcurrency,
@@ -48,6 +51,8 @@ export async function startInventoryRuntime(db: Database, env: NodeJS.ProcessEnv
     config,
     relay,
     worker,
+    // Requests fail fast while Redis is away (the failure is logged); /ready reports the same connection.
+    invalidator: new EntityInvalidator(producer, prefix, log),
     readiness: { redis: () => producer.ping() },
     async stop() {
       await closeWorker(worker, consumer);

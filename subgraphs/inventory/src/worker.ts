@@ -1,5 +1,5 @@
 import { UnrecoverableError, type Job } from 'bullmq';
-import { enqueueOutbox, isUuid, type Database } from '@shop/common';
+import { enqueueOutbox, isUuid, type Database, type EntityInvalidator } from '@shop/common';
 import { releaseStock, reserveStock, type ReservationLine } from './db.js';
 import { resultJob } from './messages.js';
 
@@ -46,29 +46,43 @@ export function parseReservationCommand(name: string, data: unknown): Reservatio
   return { kind: 'reserve', orderId, lines: parsed };
 }
 
+/** What a command did: the outcome, for the job's return value and logs, and the products whose stock it changed. */
+export interface CommandResult {
+  outcome: string;
+  productIds: readonly string[];
+}
+
 /**
  * Carries out one command in one transaction; a reservation's result goes into the outbox in the same
- * transaction. Returns what happened, for the job's return value and logs.
+ * transaction. A repeated reservation names its products again: the run that decided it may have committed and
+ * died before it announced the change.
  */
-export async function runReservationCommand(db: Database, command: ReservationCommand): Promise<string> {
+export async function runReservationCommand(db: Database, command: ReservationCommand): Promise<CommandResult> {
   return db.transaction(async (tx) => {
-    if (command.kind === 'release') return `released ${await releaseStock(tx, command.orderId)} units`;
+    if (command.kind === 'release') {
+      const { units, productIds } = await releaseStock(tx, command.orderId);
+      return { outcome: `released ${units} units`, productIds };
+    }
+    const ordered = command.lines.map((line) => line.productId);
     const decision = await reserveStock(tx, command.orderId, command.lines);
-    if (decision.outcome === 'repeated') return 'already decided';
+    if (decision.outcome === 'repeated') return { outcome: 'already decided', productIds: ordered };
     await enqueueOutbox(tx, [resultJob(command.orderId, decision)]);
-    return decision.outcome;
+    return { outcome: decision.outcome, productIds: decision.outcome === 'reserved' ? ordered : [] };
   });
 }
 
 /**
- * Processes one job of the reservations queue. Database errors propagate, so BullMQ retries them. The relay is
- * woken only when the command queued a result: a release (one per cancelled order) or a repeated reservation
- * queues nothing, and waking the relay for it cost an empty relay transaction each.
+ * Processes one job of the reservations queue. Database errors propagate, so BullMQ retries them. The stock
+ * changes are announced to the router's entity cache after the commit and before the relay is woken, so a
+ * client that sees the order confirmed reads the new stock. The relay is woken only when the command queued a
+ * result: a release (one per cancelled order) or a repeated reservation queues nothing, and waking the relay
+ * for it cost an empty relay transaction each.
  */
-export function reservationProcessor(db: Database, relay: { wake(): void }) {
+export function reservationProcessor(db: Database, relay: { wake(): void }, invalidator: Pick<EntityInvalidator, 'invalidate'>) {
   return async (job: Job): Promise<string> => {
     const command = parseReservationCommand(job.name, job.data);
-    const outcome = await runReservationCommand(db, command);
+    const { outcome, productIds } = await runReservationCommand(db, command);
+    await invalidator.invalidate(productIds.map((id) => ({ typename: 'Product', id })));
     if (command.kind === 'reserve' && (outcome === 'reserved' || outcome === 'rejected')) relay.wake();
     return outcome;
   };

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Queue, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createLogger, createRedis, demoShop } from '@shop/common';
-import { createTestRedis, graphql, startTestSubgraph, type TestRedis, type TestSubgraph } from '@shop/common/testing';
+import { EntityInvalidator, createLogger, createRedis, demoShop } from '@shop/common';
+import { createTestRedis, generationChanges, graphql, startTestSubgraph, untilReady, type TestRedis, type TestSubgraph } from '@shop/common/testing';
 import { inventory } from '../src/server.js';
 import { reservationProcessor } from '../src/worker.js';
 
@@ -23,6 +23,7 @@ beforeAll(async () => {
   // What orders would add; nothing consumes the results here, so they can be inspected.
   reservations = new Queue('inventory-reservations', { connection, prefix: redis.prefix });
   results = new Queue('order-reservation-results', { connection, prefix: redis.prefix });
+  await untilReady(subgraph);
 });
 afterAll(async () => {
   await reservations?.close();
@@ -175,7 +176,7 @@ describe('stock reservations', () => {
     const p = product(9);
     await setStock(p, 5);
     let wakes = 0;
-    const handle = reservationProcessor(subgraph.db, { wake: () => wakes++ });
+    const handle = reservationProcessor(subgraph.db, { wake: () => wakes++ }, new EntityInvalidator(undefined, redis.prefix, log));
     const orderId = randomUUID();
     const job = (name: string, data: unknown) => ({ name, data }) as Job;
     expect(await handle(job('reserve', { orderId, lines: [{ productId: p, quantity: 1 }] }))).toBe('reserved');
@@ -201,5 +202,84 @@ describe('stock reservations', () => {
     const job = await run(name, data, undefined, 5);
     expect(await job.getState()).toBe('failed');
     expect(job.attemptsMade).toBe(1);
+  });
+});
+
+describe('stock reservations: entity generations', () => {
+  /** What the router's entity cache must hear of: the products whose stock changed, once each. */
+  const announced = (...productIds: string[]) => Object.fromEntries(productIds.map((id) => [`Product:${id}`, 1]));
+
+  it('increments every product of a reservation before the job completes, and again for a repeated one', async () => {
+    const [a, b] = [product(20), product(21)];
+    await setStock(a, 10);
+    await setStock(b, 10);
+    const orderId = randomUUID();
+    const lines = [
+      { productId: b, quantity: 2 },
+      { productId: a, quantity: 1 },
+    ];
+    const reserved = await generationChanges(redis, () => reserve(orderId, lines));
+    expect(reserved.result.returnvalue).toBe('reserved');
+    expect(reserved.changed).toEqual(announced(a, b));
+    // Nothing changes now, but the run that reserved may have died before announcing it.
+    const repeated = await generationChanges(redis, () => reserve(orderId, lines, `redelivered-${orderId}`));
+    expect(repeated.result.returnvalue).toBe('already decided');
+    expect(repeated.changed).toEqual(announced(a, b));
+  });
+
+  it('announces the stock change before it wakes the relay that sends the result', async () => {
+    const p = product(26);
+    await setStock(p, 5);
+    const steps: string[] = [];
+    const invalidator = new EntityInvalidator(connection, redis.prefix, log);
+    const handle = reservationProcessor(
+      subgraph.db,
+      { wake: () => steps.push('wake') },
+      {
+        invalidate: async (refs) => {
+          await invalidator.invalidate(refs);
+          steps.push(`announced ${refs.map((r) => r.id).join()}`);
+        },
+      },
+    );
+    const orderId = randomUUID();
+    expect(await handle({ name: 'reserve', data: { orderId, lines: [{ productId: p, quantity: 1 }] } } as Job)).toBe('reserved');
+    expect(steps).toEqual([`announced ${p}`, 'wake']);
+  });
+
+  it('increments nothing for a rejected reservation: no stock changed', async () => {
+    const [a, b] = [product(22), product(23)];
+    await setStock(a, 10);
+    await setStock(b, 0);
+    const { result: job, changed } = await generationChanges(redis, () =>
+      reserve(randomUUID(), [
+        { productId: a, quantity: 1 },
+        { productId: b, quantity: 1 },
+      ]),
+    );
+    expect(job.returnvalue).toBe('rejected');
+    expect(changed).toEqual({});
+  });
+
+  it('increments the products a release gives units back to, again for a repeated release, and none for nothing held', async () => {
+    const [a, b] = [product(24), product(25)];
+    await setStock(a, 10);
+    await setStock(b, 10);
+    const orderId = randomUUID();
+    await reserve(orderId, [
+      { productId: a, quantity: 3 },
+      { productId: b, quantity: 4 },
+    ]);
+    const released = await generationChanges(redis, () => run('release', { orderId }));
+    expect(released.result.returnvalue).toBe('released 7 units');
+    expect(released.changed).toEqual(announced(a, b));
+    const repeated = await generationChanges(redis, () => run('release', { orderId }, `again-release-${orderId}`));
+    expect(repeated.result.returnvalue).toBe('released 0 units');
+    expect(repeated.changed).toEqual(announced(a, b));
+    expect([await stockOf(a), await stockOf(b)]).toEqual([10, 10]);
+
+    const neverReserved = await generationChanges(redis, () => run('release', { orderId: randomUUID() }));
+    expect(neverReserved.result.returnvalue).toBe('released 0 units');
+    expect(neverReserved.changed).toEqual({});
   });
 });
