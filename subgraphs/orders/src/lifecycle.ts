@@ -1,17 +1,33 @@
 import { randomUUID } from 'node:crypto';
 import { GraphQLError } from 'graphql';
-import { ErrorCode, badInput, enqueueOutbox, notFound, type Database, type OutboxMessage } from '@shop/common';
+import { ErrorCode, badInput, enqueueOutbox, notFound, type Database, type EntityInvalidator, type OutboxMessage } from '@shop/common';
 import type { CatalogClient } from './catalog.js';
 import { changeOrderStatus, insertPlacedOrder, ordersByIds, type OrderRow, type OrderStatus } from './db.js';
 import { releaseJob, reserveJob, statusEvent, statusMessages, statusNotification } from './messages.js';
 import { CLIENT_SETTABLE, InvalidTransitionError, canMove } from './transitions.js';
 import { parseOrderRequest, parseReason } from './validation.js';
 
-/** What changing orders needs: the database, the key prefix of event channels, and the relay to wake. */
+/**
+ * What changing orders needs: the database, the key prefix of event channels, the relay to wake, and the
+ * invalidator that announces each committed change to the router's entity cache.
+ */
 export interface LifecycleDeps {
   db: Database;
   prefix: string;
   relay: { wake(): void };
+  invalidator: Pick<EntityInvalidator, 'invalidate'>;
+}
+
+/**
+ * Announces a committed change of an order to the router's entity cache: the Order, and its user's User.orders
+ * (which can filter by status). Called after the commit and before the answer or the job's completion, and before
+ * the relay is woken for the change's event and notification.
+ */
+function announce(deps: LifecycleDeps, order: Pick<OrderRow, 'id' | 'userId'>): Promise<void> {
+  return deps.invalidator.invalidate([
+    { typename: 'Order', id: order.id },
+    { typename: 'User', id: order.userId },
+  ]);
 }
 
 /** Money amounts are GraphQL Ints (32-bit): an order's total must fit one. */
@@ -85,6 +101,7 @@ export async function placeOrder(
     await enqueueOutbox(tx, [...statusMessages(deps.prefix, placed, createdAt, null), reserveJob(placed)]);
     return placed;
   });
+  await announce(deps, order);
   deps.relay.wake();
   return order;
 }
@@ -111,6 +128,7 @@ async function tryChange(
     },
   );
   if (!at) return undefined;
+  await announce(deps, order);
   deps.relay.wake();
   return { ...next, updatedAt: at };
 }
@@ -235,6 +253,8 @@ export async function applyReservationResult(
       deps.relay.wake();
       return 'released';
     }
+    // A repeated delivery may be the retry of a run that changed the order and died before announcing it.
+    await announce(deps, order);
     return 'ignored';
   }
   throw new Error(`order ${result.orderId} kept changing while applying its reservation result`);

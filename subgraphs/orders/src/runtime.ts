@@ -1,5 +1,6 @@
 import { Queue, Worker, type DefaultJobOptions } from 'bullmq';
 import {
+  EntityInvalidator,
   OutboxRelay,
   RedisEvents,
   SAGA_JOB_OPTIONS,
@@ -25,6 +26,8 @@ export interface OrdersRuntime extends SubgraphRuntime, LifecycleDeps {
   worker: Worker;
   /** Order status events from every replica, for subscriptions. */
   events: RedisEvents;
+  /** Announces the changes mutations commit (the saga's worker announces its own on its connection). */
+  invalidator: EntityInvalidator;
 }
 
 
@@ -65,10 +68,15 @@ export async function startOrdersRuntime(db: Database, env: NodeJS.ProcessEnv, l
     log,
     identitySecret: config.identitySecret,
   });
-  const deps: LifecycleDeps = { db, prefix, relay };
+  // Mutations fail fast while Redis is away (the failure is logged); /ready reports the same connection.
+  const invalidator = new EntityInvalidator(producer, prefix, log);
+  const deps: LifecycleDeps = { db, prefix, relay, invalidator };
 
   const consumer = createRedis(redisUrl, log, { blocking: true, name: 'orders-worker' });
-  const worker = new Worker(RESERVATION_RESULTS_QUEUE, withJobContext(reservationResultProcessor(deps), log), {
+  // The saga's changes are announced on the worker's connection, which holds commands while Redis is away
+  // instead of failing them: a job completes only once its change has reached Redis, even across an outage.
+  const sagaDeps: LifecycleDeps = { ...deps, invalidator: new EntityInvalidator(consumer, prefix, log) };
+  const worker = new Worker(RESERVATION_RESULTS_QUEUE, withJobContext(reservationResultProcessor(sagaDeps), log), {
     connection: consumer,
     prefix,
     concurrency: config.workerConcurrency,
@@ -82,6 +90,7 @@ export async function startOrdersRuntime(db: Database, env: NodeJS.ProcessEnv, l
 
   return {
     ...deps,
+    invalidator,
     config,
     catalog,
     relay,

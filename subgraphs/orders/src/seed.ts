@@ -35,6 +35,8 @@ function toNewOrder(order: DemoOrder, names: ReadonlyMap<string, string>): NewOr
 /**
  * Loads the demo orders with their lines and status histories, and names the lines of demo products that a
  * database from before product names has; one transaction, so a failed run leaves nothing half-seeded.
+ * Announces nothing to the router's entity cache: it runs at start-up, after the migrations and before the
+ * subgraph serves, so no answer about these rows can be cached yet.
  */
 export async function seed(db: Database): Promise<{ inserted: number }> {
   const shop = demoShop();

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { createRedis, demoShop } from '@shop/common';
-import { ADMIN, identityHeaders, graphql } from '@shop/common/testing';
+import { ADMIN, entityGenerations, identityHeaders, graphql } from '@shop/common/testing';
 import {
   CANCEL_ORDER,
   UPDATE_STATUS,
@@ -192,6 +192,26 @@ describe('order saga', () => {
     }
     expect(await stockOf(inventoryDb(), p.id)).toBe(8);
     expect(await reservedUnits(p.id)).toBe(0);
+  });
+
+  it('announces every change to the entity cache, the reserved stock before the order can be seen CONFIRMED', async () => {
+    const p = product(14);
+    await setStock(inventoryDb(), p.id, 5);
+    const generation = async (entity: string) => (await entityGenerations(stack.redis))[entity] ?? 0;
+    const stock = await generation(`Product:${p.id}`);
+    const order = await placed(9, [{ productId: p.id, quantity: 2 }]);
+    expect((await settled(stack.orders.db, order.id)).status).toBe('CONFIRMED');
+    // Inventory announced the units it took before it relayed the result that confirmed the order.
+    expect(await generation(`Product:${p.id}`)).toBe(stock + 1);
+    // Placed, then confirmed by the saga's worker.
+    await expect.poll(() => generation(`Order:${order.id}`)).toBe(2);
+
+    const res = await graphql(stack.orders.url, CANCEL_ORDER, { id: order.id }, identityHeaders('orders', ADMIN));
+    expect(res.errors).toBeUndefined();
+    expect(await generation(`Order:${order.id}`)).toBe(3);
+    // The release gives the units back, and announces that too.
+    await expect.poll(() => generation(`Product:${p.id}`)).toBe(stock + 2);
+    expect(await stockOf(inventoryDb(), p.id)).toBe(5);
   });
 
   it('ships and delivers a CONFIRMED order, then refuses any further change', async () => {

@@ -10,7 +10,7 @@ import { orders, type OrdersRuntime } from '../src/server.js';
 const shop = demoShop();
 const inStatus = (status: string) => shop.orders.filter((o) => o.status === status);
 const [shipped, cancelledByAdmin, cancelledByCustomer] = inStatus('CONFIRMED');
-const [confirmedByInventory, rejectedByInventory, racedOnce, racedAlways] = inStatus('PENDING');
+const [confirmedByInventory, rejectedByInventory, racedOnce, racedAlways, confirmedBySaga] = inStatus('PENDING');
 
 let subgraph: TestSubgraph & { runtime: OrdersRuntime | undefined };
 let redis: TestRedis;
@@ -27,7 +27,12 @@ afterAll(async () => {
 });
 
 /** The lifecycle's dependencies on `db` (the subgraph's, or one that races it), with a relay nobody needs to wake. */
-const depsOn = (db: Database): LifecycleDeps => ({ db, prefix: redis.prefix, relay: { wake: () => undefined } });
+const depsOn = (db: Database): LifecycleDeps => ({
+  db,
+  prefix: redis.prefix,
+  relay: { wake: () => undefined },
+  invalidator: subgraph.runtime!.invalidator,
+});
 
 interface ChangeJson {
   id: string;
@@ -147,6 +152,25 @@ describe('an order status change', () => {
     const rejected: ReservationResult = { orderId: rejectedByInventory!.id, outcome: 'rejected', reason: 'No stock', shortages: [] };
     expect(await countStatements(subgraph.db, async () => expect(await applyReservationResult(depsOn(subgraph.db), rejected)).toBe('changed'))).toBe(2);
     await expectOneTime(rejectedByInventory!.id, 'REJECTED', 'No stock');
+  });
+
+  it('is announced to the entity cache after its commit and before the relay is woken', async () => {
+    const order = confirmedBySaga!;
+    const steps: string[] = [];
+    const deps: LifecycleDeps = {
+      ...depsOn(subgraph.db),
+      relay: { wake: () => steps.push('wake') },
+      invalidator: {
+        invalidate: async (refs) => {
+          const [row] = await ordersByIds(subgraph.db, [order.id]);
+          await subgraph.runtime!.invalidator.invalidate(refs);
+          steps.push(`announced ${refs.map((r) => `${r.typename}:${r.id}`).join()} at ${row?.status}`);
+        },
+      },
+    };
+    const result: ReservationResult = { orderId: order.id, outcome: 'reserved', reason: null, shortages: [] };
+    expect(await applyReservationResult(deps, result)).toBe('changed');
+    expect(steps).toEqual([`announced Order:${order.id},User:${order.userId} at CONFIRMED`, 'wake']);
   });
 
   it('that lost a race writes nothing, and is retried from the order as the winner left it', async () => {
