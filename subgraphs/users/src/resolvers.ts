@@ -74,7 +74,7 @@ export const resolvers: Resolvers = {
     },
   },
   Mutation: {
-    createUser: async (_parent, { input }, { db, outbox }) => {
+    createUser: async (_parent, { input }, { db, outbox, invalidator }) => {
       const { password, ...user } = validateNewUser(input);
       const passwordHash = password === null ? null : await hashPassword(password);
       let created: UserRow;
@@ -89,6 +89,8 @@ export const resolvers: Resolvers = {
         if (isUniqueViolation(error)) throw badInput('input.email', `${user.email} is already registered`);
         throw error;
       }
+      // A lookup of this id before it existed may be cached (as null).
+      await invalidator?.invalidate([{ typename: 'User', id: created.id }]);
       outbox?.wake();
       return { ...created, openToCaller: true };
     },

@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
 import {
+  EntityInvalidator,
   OutboxRelay,
   TokenIssuer,
   createRedis,
@@ -22,6 +23,8 @@ export interface UsersRuntime extends SubgraphRuntime {
   worker: NotificationWorker | undefined;
   /** Signs the access tokens `login` returns. */
   tokens: TokenIssuer;
+  /** Announces the accounts createUser commits (the notification worker announces its own on its connection). */
+  invalidator: EntityInvalidator;
 }
 
 export const JWKS_PATH = '/.well-known/jwks.json';
@@ -57,6 +60,8 @@ export async function startUsersRuntime(db: Database, env: NodeJS.ProcessEnv, lo
     queue,
     worker,
     tokens,
+    // Requests fail fast while Redis is away (the failure is logged); /ready reports the same connection.
+    invalidator: new EntityInvalidator(connection, config.queue.prefix, log),
     readiness: { redis: () => connection.ping() },
     // The public key the router verifies tokens with (no keys when tokens are HS256).
     routes: (req, res) => {

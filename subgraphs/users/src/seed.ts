@@ -5,6 +5,8 @@ import { countUsersWithPasswords, insertUsers, setMissingPasswords, type SeedUse
  * Loads the demo users and the administrator; running it again inserts nothing. The demo customers all
  * share one password, hashed once per run and reused (a salt per user would cost 100 scrypt hashes at
  * every start): acceptable for public demo credentials only, never for real accounts.
+ * Announces nothing to the router's entity cache: it runs at start-up, after the migrations and before the
+ * subgraph serves, so no answer about these rows can be cached yet.
  */
 export async function seed(db: Database): Promise<{ inserted: number }> {
   const customers = demoShop().users;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { createRedis, withJobContext, type Database, type Logger } from '@shop/common';
+import { EntityInvalidator, createRedis, withJobContext, type Database, type Logger } from '@shop/common';
 import { notificationTarget, recordNotification } from '../db.js';
 import { readNotificationWorkerConfig, type NotificationWorkerConfig } from './config.js';
 import { InvalidNotificationJob, NOTIFICATIONS_QUEUE, parseNotificationJob } from './jobs.js';
@@ -19,20 +19,32 @@ export interface NotificationResult {
  * Processes one notification job. Delivery is idempotent by job id: a job run
  * again (a worker died after sending, BullMQ forgot the job and it was added
  * again) finds its row and sends nothing; two runs racing record one row.
+ * Once the row is there, the user's User.notifications changed: that is
+ * announced to the router's entity cache before the job completes, again by a
+ * repeated run (the first may have recorded and died before announcing).
  */
-export function notificationProcessor(db: Database, transport: Transport, from: string) {
+export function notificationProcessor(
+  db: Database,
+  transport: Transport,
+  from: string,
+  invalidator: Pick<EntityInvalidator, 'invalidate'>,
+) {
   return async (job: Job): Promise<NotificationResult> => {
     const jobId = job.id;
     if (!jobId) throw new InvalidNotificationJob('job has no id');
     const request = parseNotificationJob(job.name, job.data);
+    const announce = () => invalidator.invalidate([{ typename: 'User', id: request.userId }]);
     const target = await notificationTarget(db, jobId, request.userId);
-    if (target.recorded) return { delivered: false };
+    if (target.recorded) {
+      await announce();
+      return { delivered: false };
+    }
     const user = target.user;
     if (!user) throw new UnknownRecipient(`user ${request.userId} does not exist`);
     const rendered = renderNotification(request, user);
     const messageId = messageIdFor(jobId, from);
     await transport.send({ jobId, messageId, to: { name: user.name, email: user.email }, ...rendered });
-    const recorded = await recordNotification(db, {
+    const isNew = await recordNotification(db, {
       id: randomUUID(),
       jobId,
       userId: user.id,
@@ -44,7 +56,8 @@ export function notificationProcessor(db: Database, transport: Transport, from: 
       transport: transport.name,
       messageId,
     });
-    return { delivered: recorded };
+    await announce();
+    return { delivered: isNew };
   };
 }
 
@@ -87,8 +100,12 @@ export async function startNotificationWorker(
       : new LocalTransport(log);
   const transport = options.transport ?? ownTransport!;
   const connection = createRedis(config.queue.redisUrl, log, { blocking: true, name: 'notifications-worker' });
+  // On the worker's connection, which holds commands while Redis is away instead of failing them: a job
+  // completes only once the notification it recorded has been announced, even across an outage.
+  const invalidator = new EntityInvalidator(connection, config.queue.prefix, log);
+  const processor = notificationProcessor(db, transport, config.smtpFrom, invalidator);
 
-  const worker = new Worker(NOTIFICATIONS_QUEUE, withJobContext(notificationProcessor(db, transport, config.smtpFrom), log), {
+  const worker = new Worker(NOTIFICATIONS_QUEUE, withJobContext(processor, log), {
     connection,
     prefix: config.queue.prefix,
     concurrency,
