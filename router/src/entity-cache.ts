@@ -99,6 +99,12 @@ export class EntityCache {
     private readonly now: () => number = Date.now,
   ) {
     this.epochKey = `${prefix}:entity-gen:epoch`;
+    if (config.enabled) this.startEpoch();
+  }
+
+  /** Starts an epoch if Redis has none; another replica may win the race, and its value is the one kept. */
+  private startEpoch(): void {
+    this.redis.set(this.epochKey, randomUUID(), 'NX').catch(() => undefined);
   }
 
   get size(): number {
@@ -136,8 +142,8 @@ export class EntityCache {
     }
     const epoch = generations[0];
     if (!epoch) {
-      // A new or emptied Redis: start an epoch (another replica may win the race; its value is the one kept).
-      void this.redis.set(this.epochKey, randomUUID(), 'NX').catch(() => undefined);
+      // A new or emptied Redis: nothing read before counts.
+      this.startEpoch();
       return this.sendAndNote(subgraph, options, send);
     }
     const now = this.now();

@@ -19,9 +19,12 @@ export interface EntityRef {
   id: string;
 }
 
-/** The Redis key of an entity's generation. */
+/**
+ * The Redis key of an entity's generation. Writers and the router both name keys through here; ids are taken in lower
+ * case, so an id spelled in another case (a UUID in capitals, say) still names the generation the writer increments.
+ */
 export function entityGenerationKey(prefix: string, typename: string, id: string): string {
-  return `${prefix}:entity-gen:${typename}:${id}`;
+  return `${prefix}:entity-gen:${typename}:${id.toLowerCase()}`;
 }
 
 /**
