@@ -46,6 +46,9 @@ export interface EntityFetchAnswer {
   announced: boolean | undefined;
 }
 
+/** Most scopes remembered; past it, the oldest is forgotten. */
+const MAX_SCOPES = 10_000;
+
 /** Whether the client asked for fresh data (`Cache-Control: no-cache`): its fetches go out as with no cache at all. */
 function bypassed(options: ProcessOptions): boolean {
   if (!('incomingRequestContext' in options)) return false;
@@ -85,7 +88,11 @@ function timeout<T>(promise: Promise<T>, ms: number): Promise<T> {
  * a request that asks for fresh data (`Cache-Control: no-cache`), which neither reads nor fills the cache.
  */
 export class EntityCache {
+  /** Entries by scope number and representation (a scope's full text would make every key several hundred bytes). */
   private readonly entries = new Map<string, Entry>();
+  /** Scope (subgraph, caller, operation, other variables) → its number; bounded, as callers are many. */
+  private readonly scopes = new Map<string, number>();
+  private nextScope = 0;
   /** Subgraphs whose last answer announced the contract; only their entities are looked up. */
   private readonly announcing = new Set<string>();
   private readonly epochKey: string;
@@ -111,10 +118,6 @@ export class EntityCache {
     return this.entries.size;
   }
 
-  clear(): void {
-    this.entries.clear();
-  }
-
   /** Answers an `_entities` fetch, from memory where it can; `send` asks the subgraph. */
   async process(subgraph: string, options: ProcessOptions, send: (options: ProcessOptions) => Promise<EntityFetchAnswer>): Promise<GatewayGraphQLResponse> {
     const { request } = options;
@@ -124,12 +127,12 @@ export class EntityCache {
     if (!this.config.enabled || !this.announcing.has(subgraph) || !Array.isArray(representations) || representations.length === 0 || bypassed(options)) {
       return this.sendAndNote(subgraph, options, send);
     }
-    const scope = this.scopeOf(subgraph, options);
+    const scope = this.scopeNumber(subgraph, options);
     const keyed: Keyed[] = [];
     representations.forEach((representation: unknown, index) => {
       const rep = representation as { __typename?: unknown; id?: unknown } | null;
       if (!rep || typeof rep.__typename !== 'string' || (typeof rep.id !== 'string' && typeof rep.id !== 'number')) return;
-      keyed.push({ index, key: `${scope}\n${JSON.stringify(rep)}`, generationKey: entityGenerationKey(this.prefix, rep.__typename, String(rep.id)) });
+      keyed.push({ index, key: `${scope}\n${JSON.stringify(rep)}`, generationKey: entityGenerationKey(this.prefix, subgraph, rep.__typename, String(rep.id)) });
     });
     if (keyed.length === 0) return this.sendAndNote(subgraph, options, send);
 
@@ -218,10 +221,19 @@ export class EntityCache {
     }
   }
 
-  private scopeOf(subgraph: string, options: ProcessOptions): string {
+  private scopeNumber(subgraph: string, options: ProcessOptions): number {
     const { representations: _, ...others } = options.request.variables ?? {};
     const rest = Object.keys(others).length === 0 ? '' : JSON.stringify(others);
-    return `${subgraph}\n${callerOf(options)}\n${options.request.operationName ?? ''}\n${rest}\n${options.request.query ?? ''}`;
+    const scope = `${subgraph}\n${callerOf(options)}\n${options.request.operationName ?? ''}\n${rest}\n${options.request.query ?? ''}`;
+    let number = this.scopes.get(scope);
+    if (number === undefined) {
+      // The oldest scope is forgotten; numbers are never reused, so its entries can no longer answer (they go as
+      // the oldest entries do).
+      if (this.scopes.size >= MAX_SCOPES) this.scopes.delete(this.scopes.keys().next().value!);
+      number = this.nextScope++;
+      this.scopes.set(scope, number);
+    }
+    return number;
   }
 
   private async sendAndNote(subgraph: string, options: ProcessOptions, send: (options: ProcessOptions) => Promise<EntityFetchAnswer>) {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoShop } from '@shop/common';
-import { graphql } from '@shop/common/testing';
+import { entityGenerations, graphql } from '@shop/common/testing';
 import { ORDER_DETAILS } from './fixtures/operations.js';
 import { startStack, type Stack } from './stack.js';
 
@@ -68,6 +68,21 @@ describe('entity cache through the router', () => {
     expect(await fetchesOf(() => details(order.id, { ...admin, ...NO_CACHE }))).toEqual({ orders: 1, users: 1, products: 1, inventory: 1 });
     const metrics = await (await fetch(new URL('/metrics', stack.url))).text();
     expect(metrics).toMatch(/entity_cache_entities_total\{subgraph="products",result="hit"\} [1-9]/);
+  });
+
+  it('keeps what a change does not touch: a status change leaves the products and their stock cached', async () => {
+    const order = shop.orders.find((o) => o.status === 'CONFIRMED' && o.lines.length >= 2)!;
+    for (let i = 0; i < 2; i++) await details(order.id, admin);
+    const notified = async () => (await entityGenerations(stack.redis))[`users:User:${order.userId}`] ?? 0;
+    const before = await notified();
+    const shipped = await graphql(stack.url, 'mutation($id: ID!) { updateOrderStatus(id: $id, status: SHIPPED) { id } }', { id: order.id }, admin);
+    expect(shipped.errors).toBeUndefined();
+    // The change tells the buyer (a notification, recorded in users, so User.notifications changed too).
+    await expect.poll(notified, { timeout: 5_000 }).toBe(before + 1);
+    let read: Details | undefined;
+    expect(await fetchesOf(async () => (read = await details(order.id, admin)))).toEqual({ orders: 1, users: 1 });
+    expect(read!.order.status).toBe('SHIPPED');
+    expect(await fetchesOf(() => details(order.id, admin))).toEqual({ orders: 1 });
   });
 
   it('shows a price change and a restock at once, on the next read after the mutation answered', async () => {

@@ -53,7 +53,7 @@ describe('EntityCache', () => {
   beforeAll(async () => {
     testRedis = await createTestRedis('entity-cache');
     redis = new Redis(testRedis.url);
-    invalidator = new EntityInvalidator(redis, testRedis.prefix, log);
+    invalidator = new EntityInvalidator('products', redis, testRedis.prefix, log);
   });
   afterAll(async () => {
     redis.disconnect();
@@ -85,7 +85,7 @@ describe('EntityCache', () => {
     // p1 still from memory, p2 asked again: only the changed entity goes to the subgraph, in its place in the answer.
     expect(names(await cache.process('products', fetchOf(['p1', 'p2', 'p3']), sub.send))).toEqual(['p1 v1', 'p2 v2', 'p3 v2']);
     expect(sub.asked).toEqual([['p1', 'p2'], ['p2', 'p3']]);
-    expect(await redis.get(entityGenerationKey(testRedis.prefix, 'Product', 'p2'))).toBe('1');
+    expect(await redis.get(entityGenerationKey(testRedis.prefix, 'products', 'Product', 'p2'))).toBe('1');
   });
 
   it('caches nothing of a subgraph that does not announce the contract, and stops using what it had when it stops', async () => {

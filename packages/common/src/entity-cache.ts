@@ -4,8 +4,10 @@ import type { Logger } from './logger.js';
 /**
  * Entity generations: the contract between the subgraphs and the router's entity cache.
  *
- * Every committed change of an entity increments its generation, a counter in Redis under
- * `<prefix>:entity-gen:<Type>:<id>`, before the request or job that made the change answers. The router keeps
+ * Every committed change of a subgraph's fields of an entity increments that entity's generation in that subgraph, a
+ * counter in Redis under `<prefix>:entity-gen:<subgraph>:<Type>:<id>`, before the request or job that made the change
+ * answers. (A new order changes the orders subgraph's `User.orders`, not the users subgraph's `User.name`; fields a
+ * subgraph computes from another's, through `@requires`, are keyed by those in the representation.) The router keeps
  * `_entities` answers of a subgraph in memory together with the generations they were read at, and reads the
  * current generations (one MGET) before it uses them: a change the writer has answered for is never served stale.
  * A subgraph says that it keeps this contract with the `x-shop-entity-cache` header on its GraphQL answers; the
@@ -20,20 +22,23 @@ export interface EntityRef {
 }
 
 /**
- * The Redis key of an entity's generation. Writers and the router both name keys through here; ids are taken in lower
- * case, so an id spelled in another case (a UUID in capitals, say) still names the generation the writer increments.
+ * The Redis key of an entity's generation in one subgraph. Writers and the router both name keys through here; ids
+ * are taken in lower case, so an id spelled in another case (a UUID in capitals, say) still names the generation the
+ * writer increments.
  */
-export function entityGenerationKey(prefix: string, typename: string, id: string): string {
-  return `${prefix}:entity-gen:${typename}:${id.toLowerCase()}`;
+export function entityGenerationKey(prefix: string, subgraph: string, typename: string, id: string): string {
+  return `${prefix}:entity-gen:${subgraph}:${typename}:${id.toLowerCase()}`;
 }
 
 /**
- * Increments the generations of the entities a committed change touched. Call it after the commit and before the
+ * Increments the generations, in its subgraph, of the entities a committed change touched. Call it after the commit and before the
  * answer (or the job's completion), so a client that saw the answer reads the change. A Redis failure is logged and
  * not thrown: the change is committed, and cached copies expire after the router's ENTITY_CACHE_TTL_MS.
  */
 export class EntityInvalidator {
   constructor(
+    /** The subgraph whose fields the changes are of, as the router names it (supergraph.yaml). */
+    private readonly subgraph: string,
     private readonly redis: Redis | undefined,
     private readonly prefix: string,
     private readonly log: Logger,
@@ -46,7 +51,7 @@ export class EntityInvalidator {
 
   async invalidate(refs: readonly EntityRef[]): Promise<void> {
     if (!this.redis || refs.length === 0) return;
-    const keys = [...new Set(refs.map((r) => entityGenerationKey(this.prefix, r.typename, r.id)))];
+    const keys = [...new Set(refs.map((r) => entityGenerationKey(this.prefix, this.subgraph, r.typename, r.id)))];
     try {
       const pipeline = this.redis.pipeline();
       for (const key of keys) pipeline.incr(key);

@@ -235,8 +235,9 @@ export async function createTestRedis(label: string): Promise<TestRedis> {
 }
 
 /**
- * The entity generations under the test's prefix, by `<Type>:<id>`: what the subgraphs incremented at
- * `<prefix>:entity-gen:<Type>:<id>` (spelled out here, not taken from entity-cache.ts, so a test checks the keys).
+ * The entity generations under the test's prefix, by `<subgraph>:<Type>:<id>`: what the subgraphs incremented at
+ * `<prefix>:entity-gen:<subgraph>:<Type>:<id>` (spelled out here, not taken from entity-cache.ts, so a test checks
+ * the keys).
  * Other keys there (the router's epoch) are left out.
  */
 export async function entityGenerations(redis: TestRedis): Promise<Record<string, number>> {
@@ -249,7 +250,7 @@ export async function entityGenerations(redis: TestRedis): Promise<Record<string
   return generations;
 }
 
-/** Runs fn and returns its result with how much each entity generation it changed grew, e.g. `{ 'Product:<id>': 1 }`. */
+/** Runs fn and returns its result with how much each entity generation it changed grew, e.g. `{ 'inventory:Product:<id>': 1 }`. */
 export async function generationChanges<T>(
   redis: TestRedis,
   fn: () => Promise<T>,

@@ -36,7 +36,7 @@ export async function startInventoryRuntime(db: Database, env: NodeJS.ProcessEnv
   const consumer = createRedis(redisUrl, log, { blocking: true, name: 'inventory-worker' });
   // On the worker's connection, which holds commands while Redis is away instead of failing them: a job
   // completes only once its stock changes have reached Redis, even across an outage.
-  const announcer = new EntityInvalidator(consumer, prefix, log);
+  const announcer = new EntityInvalidator('inventory', consumer, prefix, log);
   const worker = new Worker(RESERVATIONS_QUEUE, withJobContext(reservationProcessor(db, relay, announcer), log), {
     connection: consumer,
     prefix,
@@ -52,7 +52,7 @@ export async function startInventoryRuntime(db: Database, env: NodeJS.ProcessEnv
     relay,
     worker,
     // Requests fail fast while Redis is away (the failure is logged); /ready reports the same connection.
-    invalidator: new EntityInvalidator(producer, prefix, log),
+    invalidator: new EntityInvalidator('inventory', producer, prefix, log),
     readiness: { redis: () => producer.ping() },
     async stop() {
       await closeWorker(worker, consumer);

@@ -33,7 +33,7 @@ describe('inventory subgraph: entity cache contract', () => {
     ] as const) {
       const { result: res, changed } = await generationChanges(pair.redis, () => graphql(pair.subgraph.url, RESTOCK, { id, q: 5 }, pair.subgraph.as(ADMIN)));
       expect(res.data).toEqual({ restock: { id, stock } });
-      expect(changed).toEqual({ [`Product:${id}`]: 1 });
+      expect(changed).toEqual({ [`inventory:Product:${id}`]: 1 });
     }
   });
 

@@ -176,7 +176,7 @@ describe('stock reservations', () => {
     const p = product(9);
     await setStock(p, 5);
     let wakes = 0;
-    const handle = reservationProcessor(subgraph.db, { wake: () => wakes++ }, new EntityInvalidator(undefined, redis.prefix, log));
+    const handle = reservationProcessor(subgraph.db, { wake: () => wakes++ }, new EntityInvalidator('inventory', undefined, redis.prefix, log));
     const orderId = randomUUID();
     const job = (name: string, data: unknown) => ({ name, data }) as Job;
     expect(await handle(job('reserve', { orderId, lines: [{ productId: p, quantity: 1 }] }))).toBe('reserved');
@@ -207,7 +207,7 @@ describe('stock reservations', () => {
 
 describe('stock reservations: entity generations', () => {
   /** What the router's entity cache must hear of: the products whose stock changed, once each. */
-  const announced = (...productIds: string[]) => Object.fromEntries(productIds.map((id) => [`Product:${id}`, 1]));
+  const announced = (...productIds: string[]) => Object.fromEntries(productIds.map((id) => [`inventory:Product:${id}`, 1]));
 
   it('increments every product of a reservation before the job completes, and again for a repeated one', async () => {
     const [a, b] = [product(20), product(21)];
@@ -231,7 +231,7 @@ describe('stock reservations: entity generations', () => {
     const p = product(26);
     await setStock(p, 5);
     const steps: string[] = [];
-    const invalidator = new EntityInvalidator(connection, redis.prefix, log);
+    const invalidator = new EntityInvalidator('inventory', connection, redis.prefix, log);
     const handle = reservationProcessor(
       subgraph.db,
       { wake: () => steps.push('wake') },

@@ -69,13 +69,13 @@ export async function startOrdersRuntime(db: Database, env: NodeJS.ProcessEnv, l
     identitySecret: config.identitySecret,
   });
   // Mutations fail fast while Redis is away (the failure is logged); /ready reports the same connection.
-  const invalidator = new EntityInvalidator(producer, prefix, log);
+  const invalidator = new EntityInvalidator('orders', producer, prefix, log);
   const deps: LifecycleDeps = { db, prefix, relay, invalidator };
 
   const consumer = createRedis(redisUrl, log, { blocking: true, name: 'orders-worker' });
   // The saga's changes are announced on the worker's connection, which holds commands while Redis is away
   // instead of failing them: a job completes only once its change has reached Redis, even across an outage.
-  const sagaDeps: LifecycleDeps = { ...deps, invalidator: new EntityInvalidator(consumer, prefix, log) };
+  const sagaDeps: LifecycleDeps = { ...deps, invalidator: new EntityInvalidator('orders', consumer, prefix, log) };
   const worker = new Worker(RESERVATION_RESULTS_QUEUE, withJobContext(reservationResultProcessor(sagaDeps), log), {
     connection: consumer,
     prefix,

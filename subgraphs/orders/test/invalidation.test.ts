@@ -24,7 +24,7 @@ interface OrderRef {
 }
 
 /** The generations an order's change must grow: the Order, and its user's User.orders. */
-const announced = (order: OrderRef) => ({ [`Order:${order.id}`]: 1, [`User:${order.userId}`]: 1 });
+const announced = (order: OrderRef) => ({ [`orders:Order:${order.id}`]: 1, [`orders:User:${order.userId}`]: 1 });
 
 // No inventory, and the orders relay stopped: nothing but the change under test moves a generation (no saga,
 // no notification recorded by the users worker). Reservation results are added by the tests, as inventory would.

@@ -198,19 +198,19 @@ describe('order saga', () => {
     const p = product(14);
     await setStock(inventoryDb(), p.id, 5);
     const generation = async (entity: string) => (await entityGenerations(stack.redis))[entity] ?? 0;
-    const stock = await generation(`Product:${p.id}`);
+    const stock = await generation(`inventory:Product:${p.id}`);
     const order = await placed(9, [{ productId: p.id, quantity: 2 }]);
     expect((await settled(stack.orders.db, order.id)).status).toBe('CONFIRMED');
     // Inventory announced the units it took before it relayed the result that confirmed the order.
-    expect(await generation(`Product:${p.id}`)).toBe(stock + 1);
+    expect(await generation(`inventory:Product:${p.id}`)).toBe(stock + 1);
     // Placed, then confirmed by the saga's worker.
-    await expect.poll(() => generation(`Order:${order.id}`)).toBe(2);
+    await expect.poll(() => generation(`orders:Order:${order.id}`)).toBe(2);
 
     const res = await graphql(stack.orders.url, CANCEL_ORDER, { id: order.id }, identityHeaders('orders', ADMIN));
     expect(res.errors).toBeUndefined();
-    expect(await generation(`Order:${order.id}`)).toBe(3);
+    expect(await generation(`orders:Order:${order.id}`)).toBe(3);
     // The release gives the units back, and announces that too.
-    await expect.poll(() => generation(`Product:${p.id}`)).toBe(stock + 2);
+    await expect.poll(() => generation(`inventory:Product:${p.id}`)).toBe(stock + 2);
     expect(await stockOf(inventoryDb(), p.id)).toBe(5);
   });
 

@@ -9,7 +9,7 @@ export async function startProductsRuntime(_db: Database, env: NodeJS.ProcessEnv
   const { redisUrl, prefix } = readQueueConfig(env);
   const redis = createRedis(redisUrl, log, { name: 'products-invalidator' });
   return {
-    invalidator: new EntityInvalidator(redis, prefix, log),
+    invalidator: new EntityInvalidator('products', redis, prefix, log),
     // The router caches this subgraph's products only while their changes reach Redis.
     readiness: { redis: () => redis.ping() },
     async stop() {

@@ -41,7 +41,7 @@ describe('products subgraph: entity cache contract', () => {
       graphql<{ createProduct: { id: string } }>(pair.subgraph.url, CREATE, { input: newProduct('INV-00001') }, pair.subgraph.as(ADMIN)),
     );
     expect(res.errors).toBeUndefined();
-    expect(changed).toEqual({ [`Product:${res.data!.createProduct.id}`]: 1 });
+    expect(changed).toEqual({ [`products:Product:${res.data!.createProduct.id}`]: 1 });
   });
 
   it('increments the generation of a product it changes before answering, once per change', async () => {
@@ -51,7 +51,7 @@ describe('products subgraph: entity cache contract', () => {
         graphql(pair.subgraph.url, UPDATE, { id: p.id, input: { name } }, pair.subgraph.as(ADMIN)),
       );
       expect(res.data).toEqual({ updateProduct: { id: p.id, name } });
-      expect(changed).toEqual({ [`Product:${p.id}`]: 1 });
+      expect(changed).toEqual({ [`products:Product:${p.id}`]: 1 });
     }
   });
 

@@ -61,7 +61,7 @@ export async function startUsersRuntime(db: Database, env: NodeJS.ProcessEnv, lo
     worker,
     tokens,
     // Requests fail fast while Redis is away (the failure is logged); /ready reports the same connection.
-    invalidator: new EntityInvalidator(connection, config.queue.prefix, log),
+    invalidator: new EntityInvalidator('users', connection, config.queue.prefix, log),
     readiness: { redis: () => connection.ping() },
     // The public key the router verifies tokens with (no keys when tokens are HS256).
     routes: (req, res) => {

@@ -43,7 +43,7 @@ describe('users subgraph: entity cache contract', () => {
   it('increments the generation of an account it creates before answering, and nothing for one it refuses', async () => {
     const { result: res, changed } = await generationChanges(pair.redis, () => createUser(pair.subgraph.url, 'cache.one@example.com'));
     expect(res.errors).toBeUndefined();
-    expect(changed).toEqual({ [`User:${res.data!.createUser.id}`]: 1 });
+    expect(changed).toEqual({ [`users:User:${res.data!.createUser.id}`]: 1 });
 
     const refused = await generationChanges(pair.redis, () => createUser(pair.subgraph.url, 'Cache.One@example.com'));
     expect(refused.result.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT' });
@@ -78,7 +78,7 @@ describe('users subgraph: entity cache contract', () => {
         await waitForState(queue(), orderStatusJobId(orderId, 'CONFIRMED'), 'completed');
         return id;
       });
-      expect(changed).toEqual({ [`User:${userId}`]: 2, [`User:${customer.id}`]: 1 });
+      expect(changed).toEqual({ [`users:User:${userId}`]: 2, [`users:User:${customer.id}`]: 1 });
     } finally {
       await worker.close();
     }
@@ -87,13 +87,13 @@ describe('users subgraph: entity cache contract', () => {
   it('increments the recipient again for a job run again: the first run may have recorded and died before announcing', async () => {
     const customer = shop.users[5]!;
     const orderId = randomUUID();
-    const invalidator = new EntityInvalidator(connection, pair.redis.prefix, log);
+    const invalidator = new EntityInvalidator('users', connection, pair.redis.prefix, log);
     const handle = notificationProcessor(pair.subgraph.db, new RecordingTransport(), 'Shop <shop@example.com>', invalidator);
     const job = { id: orderStatusJobId(orderId, 'SHIPPED'), name: 'order-status', data: orderPayload(customer.id, orderId, 'SHIPPED') } as Job;
     for (const delivered of [true, false]) {
       const { result, changed } = await generationChanges(pair.redis, () => handle(job));
       expect(result).toEqual({ delivered });
-      expect(changed).toEqual({ [`User:${customer.id}`]: 1 });
+      expect(changed).toEqual({ [`users:User:${customer.id}`]: 1 });
     }
   });
 

@@ -102,7 +102,7 @@ export async function startNotificationWorker(
   const connection = createRedis(config.queue.redisUrl, log, { blocking: true, name: 'notifications-worker' });
   // On the worker's connection, which holds commands while Redis is away instead of failing them: a job
   // completes only once the notification it recorded has been announced, even across an outage.
-  const invalidator = new EntityInvalidator(connection, config.queue.prefix, log);
+  const invalidator = new EntityInvalidator('users', connection, config.queue.prefix, log);
   const processor = notificationProcessor(db, transport, config.smtpFrom, invalidator);
 
   const worker = new Worker(NOTIFICATIONS_QUEUE, withJobContext(processor, log), {
