@@ -36,6 +36,10 @@ export function entityGenerationKey(prefix: string, subgraph: string, typename: 
  * not thrown: the change is committed, and cached copies expire after the router's ENTITY_CACHE_TTL_MS.
  */
 export class EntityInvalidator {
+  /** Keys waiting for the next round trip, and the calls that wait for them. */
+  private next: { keys: Set<string>; waiters: (() => void)[] } | undefined;
+  private sending = false;
+
   constructor(
     /** The subgraph whose fields the changes are of, as the router names it (supergraph.yaml). */
     private readonly subgraph: string,
@@ -49,11 +53,36 @@ export class EntityInvalidator {
     return this.redis !== undefined;
   }
 
-  async invalidate(refs: readonly EntityRef[]): Promise<void> {
-    if (!this.redis || refs.length === 0) return;
-    const keys = [...new Set(refs.map((r) => entityGenerationKey(this.prefix, this.subgraph, r.typename, r.id)))];
+  /**
+   * Resolves once the entities' generations have grown. Calls made while a round trip is in flight go together in
+   * the next one (a key named by several of them grows once: every change it stands for committed before it was
+   * sent), so a worker finishing many jobs at once pays a round trip per batch, not per job.
+   */
+  invalidate(refs: readonly EntityRef[]): Promise<void> {
+    if (!this.redis || refs.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const batch = (this.next ??= { keys: new Set(), waiters: [] });
+      for (const r of refs) batch.keys.add(entityGenerationKey(this.prefix, this.subgraph, r.typename, r.id));
+      batch.waiters.push(resolve);
+      if (!this.sending) this.send();
+    });
+  }
+
+  private send(): void {
+    const batch = this.next;
+    if (!batch) return;
+    this.next = undefined;
+    this.sending = true;
+    void this.increment([...batch.keys]).finally(() => {
+      this.sending = false;
+      for (const resolve of batch.waiters) resolve();
+      this.send();
+    });
+  }
+
+  private async increment(keys: string[]): Promise<void> {
     try {
-      const pipeline = this.redis.pipeline();
+      const pipeline = this.redis!.pipeline();
       for (const key of keys) pipeline.incr(key);
       const results = (await pipeline.exec()) ?? [];
       const failed = results.find(([error]) => error);
