@@ -68,6 +68,16 @@ export class EntityInvalidator {
     });
   }
 
+  /**
+   * Writes the increments on the connection now and does not wait for them. For a BullMQ worker announcing on its own
+   * connection: Redis runs one connection's commands in order, so the job's completion, sent on it afterwards, lands
+   * after them, without the job waiting a round trip (a worker at concurrency 10 waits on four per job otherwise).
+   */
+  sendNow(refs: readonly EntityRef[]): void {
+    if (!this.redis || refs.length === 0) return;
+    void this.increment([...new Set(refs.map((r) => entityGenerationKey(this.prefix, this.subgraph, r.typename, r.id)))]);
+  }
+
   private send(): void {
     const batch = this.next;
     if (!batch) return;

@@ -90,8 +90,15 @@ describe('users subgraph: entity cache contract', () => {
     const invalidator = new EntityInvalidator('users', connection, pair.redis.prefix, log);
     const handle = notificationProcessor(pair.subgraph.db, new RecordingTransport(), 'Shop <shop@example.com>', invalidator);
     const job = { id: orderStatusJobId(orderId, 'SHIPPED'), name: 'order-status', data: orderPayload(customer.id, orderId, 'SHIPPED') } as Job;
+    // The increment is written on `connection` and not waited for: a later command there (as BullMQ's completion of
+    // the job) runs after it.
+    const handled = async () => {
+      const result = await handle(job);
+      await connection.ping();
+      return result;
+    };
     for (const delivered of [true, false]) {
-      const { result, changed } = await generationChanges(pair.redis, () => handle(job));
+      const { result, changed } = await generationChanges(pair.redis, handled);
       expect(result).toEqual({ delivered });
       expect(changed).toEqual({ [`users:User:${customer.id}`]: 1 });
     }

@@ -20,23 +20,24 @@ export interface NotificationResult {
  * again (a worker died after sending, BullMQ forgot the job and it was added
  * again) finds its row and sends nothing; two runs racing record one row.
  * Once the row is there, the user's User.notifications changed: that is
- * announced to the router's entity cache before the job completes, again by a
+ * announced to the router's entity cache ahead of the job's completion, again by a
  * repeated run (the first may have recorded and died before announcing).
  */
 export function notificationProcessor(
   db: Database,
   transport: Transport,
   from: string,
-  invalidator: Pick<EntityInvalidator, 'invalidate'>,
+  invalidator: Pick<EntityInvalidator, 'sendNow'>,
 ) {
   return async (job: Job): Promise<NotificationResult> => {
     const jobId = job.id;
     if (!jobId) throw new InvalidNotificationJob('job has no id');
     const request = parseNotificationJob(job.name, job.data);
-    const announce = () => invalidator.invalidate([{ typename: 'User', id: request.userId }]);
+    // Written on the worker's connection before the job's completion, which Redis then runs after it.
+    const announce = () => invalidator.sendNow([{ typename: 'User', id: request.userId }]);
     const target = await notificationTarget(db, jobId, request.userId);
     if (target.recorded) {
-      await announce();
+      announce();
       return { delivered: false };
     }
     const user = target.user;
@@ -56,7 +57,7 @@ export function notificationProcessor(
       transport: transport.name,
       messageId,
     });
-    await announce();
+    announce();
     return { delivered: isNew };
   };
 }
@@ -100,8 +101,9 @@ export async function startNotificationWorker(
       : new LocalTransport(log);
   const transport = options.transport ?? ownTransport!;
   const connection = createRedis(config.queue.redisUrl, log, { blocking: true, name: 'notifications-worker' });
-  // On the worker's connection, which holds commands while Redis is away instead of failing them: a job
-  // completes only once the notification it recorded has been announced, even across an outage.
+  // On the worker's connection, which holds commands while Redis is away instead of failing them and runs them in
+  // order: a job's completion reaches Redis after the announcement of the notification it recorded, even across an
+  // outage.
   const invalidator = new EntityInvalidator('users', connection, config.queue.prefix, log);
   const processor = notificationProcessor(db, transport, config.smtpFrom, invalidator);
 
