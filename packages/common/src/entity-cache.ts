@@ -62,7 +62,7 @@ export class EntityInvalidator {
     if (!this.redis || refs.length === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const batch = (this.next ??= { keys: new Set(), waiters: [] });
-      for (const r of refs) batch.keys.add(entityGenerationKey(this.prefix, this.subgraph, r.typename, r.id));
+      for (const key of this.keysOf(refs)) batch.keys.add(key);
       batch.waiters.push(resolve);
       if (!this.sending) this.send();
     });
@@ -75,7 +75,11 @@ export class EntityInvalidator {
    */
   sendNow(refs: readonly EntityRef[]): void {
     if (!this.redis || refs.length === 0) return;
-    void this.increment([...new Set(refs.map((r) => entityGenerationKey(this.prefix, this.subgraph, r.typename, r.id)))]);
+    void this.increment([...new Set(this.keysOf(refs))]);
+  }
+
+  private keysOf(refs: readonly EntityRef[]): string[] {
+    return refs.map((r) => entityGenerationKey(this.prefix, this.subgraph, r.typename, r.id));
   }
 
   private send(): void {
