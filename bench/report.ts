@@ -20,6 +20,12 @@ const byProcess = (r: Json) =>
   Object.entries((r.cpuMsPerRequestByProcess ?? {}) as Record<string, number>)
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
+/** "machine 3.1 (router 1.2, users 0.3, ...)": the whole machine's CPU per request first, then each process's. */
+const cpuLine = (cpu: Record<string, number>) =>
+  `machine ${cpu.machine ?? '?'} (${Object.entries(cpu)
+    .filter(([k]) => k !== 'machine')
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ')})`;
 const cpuTotal = (r: Json) => Object.values((r.cpuMsPerRequestByProcess ?? {}) as Record<string, number>).reduce((a, b) => a + b, 0).toFixed(2);
 const LOAD_HEAD = ['target', 'req/s', 'p50 ms', 'p99 ms', 'CPU ms/req (that process)', 'of which kernel', 'cores busy', 'requests', 'failed'];
 
@@ -51,7 +57,15 @@ function details(r: Json): string {
             s.direct.p99,
             `${Math.round(s.addedP99 * 100)}%`,
           ]),
-        )
+        ) +
+        Object.entries(r.summary as Record<string, Json>)
+          .filter(([, s]) => s.cpuMsPerRequest)
+          .map(
+            ([c, s]) =>
+              `\n\nCPU ms per request at ${c} in flight: through the router ${cpuLine(s.cpuMsPerRequest.router)}; ` +
+              `direct ${cpuLine(s.cpuMsPerRequest.direct)}.`,
+          )
+          .join('')
       );
     case 'rest':
       return table(LOAD_HEAD, [

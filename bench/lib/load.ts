@@ -101,7 +101,10 @@ export async function loadLoop(
   concurrency: number,
   seconds: number,
   call: (i: number) => Promise<unknown>,
+  /** CPU time readers (cumulative ms) whose growth per completed request is reported, by name. */
+  watch: Record<string, () => number> = {},
 ): Promise<LoadResult> {
+  const watchedBefore = Object.fromEntries(Object.entries(watch).map(([process, read]) => [process, read()]));
   const latencies: number[] = [];
   let failed = 0;
   let next = 0;
@@ -121,6 +124,9 @@ export async function loadLoop(
     }),
   );
   const wall = (performance.now() - started) / 1000;
+  const byProcess = Object.fromEntries(
+    Object.entries(watch).map(([process, read]) => [process, round((read() - watchedBefore[process]!) / Math.max(latencies.length, 1), 3)]),
+  );
   const stats = summarize(latencies);
   return {
     target: name,
@@ -130,6 +136,7 @@ export async function loadLoop(
     requestsPerSecond: round(latencies.length / wall),
     latencyMs: { p50: stats.p50, p90: stats.p90, p99: stats.p99, mean: stats.mean, max: stats.max },
     failed,
+    ...(Object.keys(watch).length ? { cpuMsPerRequestByProcess: byProcess } : {}),
   };
 }
 

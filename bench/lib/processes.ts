@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -116,4 +116,52 @@ export function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
   return Number(kb) * 1024;
+}
+
+/**
+ * CPU time (ms) of every process with this command name (all PostgreSQL backends, the Redis server), by pid: they
+ * share the machine's cores with the services, so their share of a change is reported beside the services' own.
+ */
+function cpuMsByPid(command: string): Map<string, number> {
+  const tick = 1000 / 100;
+  const byPid = new Map<string, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      if (name !== command) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      byPid.set(entry, (Number(fields[11]) + Number(fields[12])) * tick);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return byPid;
+}
+
+/**
+ * A reader of the CPU time those processes spend from now on: processes started meanwhile count in full; one that
+ * exits before the second reading is left out (its time can no longer be read), so the figure is a lower bound.
+ */
+export function cpuMsOfCommandSince(command: string): () => number {
+  const before = cpuMsByPid(command);
+  return () => {
+    let total = 0;
+    for (const [pid, ms] of cpuMsByPid(command)) total += ms - (before.get(pid) ?? 0);
+    return total;
+  };
+}
+
+/** Busy CPU time (ms) of the whole machine, all cores, from /proc/stat. */
+export function machineBusyMs(): number {
+  const [, ...times] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const [user, nice, system, , , irq, softirq, steal] = times.map(Number);
+  return (user! + nice! + system! + irq! + softirq! + steal!) * 10;
+}
+
+/** CPU time (ms) of this process: the load generator and its clients. */
+export function benchCpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
 }

@@ -1,9 +1,10 @@
 import { deepStrictEqual } from 'node:assert/strict';
 import { directOrderDetails } from '../lib/direct.js';
-import { loadLoop, round, type LoadResult } from '../lib/load.js';
+import { combine, loadLoop, round, type LoadResult } from '../lib/load.js';
+import { benchCpuMs, cpuMsOfCommandSince, cpuTimeMs, machineBusyMs } from '../lib/processes.js';
 import { ORDER_DETAILS, plannedFetches } from '../lib/operations.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
-import { NO_CACHE, postGraphQL } from './gateway.js';
+import { NO_CACHE, postGraphQL, subgraphPids } from './gateway.js';
 
 const percent = (fraction: number) => `${fraction >= 0 ? '+' : ''}${Math.round(fraction * 100)}%`;
 
@@ -22,6 +23,14 @@ export async function overheadScenario(ctx: BenchContext): Promise<ScenarioResul
 
   const { seconds, warmupSeconds, rounds, connections } = ctx.settings;
   const id = (i: number) => ctx.orderIds[i % ctx.orderIds.length]!;
+  // Where each path's CPU goes, per request: the router, the subgraphs, PostgreSQL, the load generator (which makes
+  // the four fetches itself on the direct path) and the whole machine.
+  const watch = (): Record<string, () => number> => ({
+    ...Object.fromEntries(Object.entries({ router: ctx.router.pid, ...subgraphPids(ctx) }).map(([name, pid]) => [name, () => cpuTimeMs(pid)])),
+    postgres: cpuMsOfCommandSince('postgres'),
+    bench: benchCpuMs,
+    machine: machineBusyMs,
+  });
   const levels: Record<string, { router: LoadResult[]; direct: LoadResult[] }> = {};
   for (const concurrency of [1, connections]) {
     await loadLoop('router', concurrency, warmupSeconds, (i) => viaRouter(id(i)));
@@ -30,7 +39,7 @@ export async function overheadScenario(ctx: BenchContext): Promise<ScenarioResul
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 === 0 ? (['router', 'direct'] as const) : (['direct', 'router'] as const);
       for (const which of order) {
-        runs[which].push(await loadLoop(which, concurrency, seconds, (i) => (which === 'router' ? viaRouter(id(i)) : direct(id(i)))));
+        runs[which].push(await loadLoop(which, concurrency, seconds, (i) => (which === 'router' ? viaRouter(id(i)) : direct(id(i))), watch()));
       }
     }
     levels[String(concurrency)] = runs;
@@ -40,7 +49,14 @@ export async function overheadScenario(ctx: BenchContext): Promise<ScenarioResul
       const p = (list: LoadResult[], pick: (r: LoadResult) => number) => list.reduce((s, r) => s + pick(r) * r.requests, 0) / list.reduce((s, r) => s + r.requests, 0);
       const router = { p50: round(p(runs.router, (r) => r.latencyMs.p50), 2), p99: round(p(runs.router, (r) => r.latencyMs.p99), 2) };
       const directStats = { p50: round(p(runs.direct, (r) => r.latencyMs.p50), 2), p99: round(p(runs.direct, (r) => r.latencyMs.p99), 2) };
-      return [c, { router, direct: directStats, addedP50: round(router.p50 / directStats.p50 - 1, 3), addedP99: round(router.p99 / directStats.p99 - 1, 3) }];
+      const cpuMsPerRequest = {
+        router: combine(runs.router).cpuMsPerRequestByProcess ?? {},
+        direct: combine(runs.direct).cpuMsPerRequestByProcess ?? {},
+      };
+      return [
+        c,
+        { router, direct: directStats, addedP50: round(router.p50 / directStats.p50 - 1, 3), addedP99: round(router.p99 / directStats.p99 - 1, 3), cpuMsPerRequest },
+      ];
     }),
   );
   const single = summary['1']!;

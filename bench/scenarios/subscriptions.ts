@@ -1,9 +1,8 @@
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { demoShop } from '@shop/common';
-import { readdirSync, readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { cpuTimeMs, rssBytes } from '../lib/processes.js';
+import { benchCpuMs, cpuMsOfCommandSince, cpuTimeMs, machineBusyMs, rssBytes } from '../lib/processes.js';
 import { round, summarize } from '../lib/load.js';
 import { FOLLOW_ORDER } from '../lib/operations.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
@@ -11,48 +10,6 @@ import { postGraphQL, subgraphPids } from './gateway.js';
 
 const UPDATE = 'mutation($id: ID!, $s: OrderStatus!) { updateOrderStatus(id: $id, status: $s) { id status } }';
 const CANCEL = 'mutation($id: ID!) { cancelOrder(id: $id, reason: "bench") { id status } }';
-
-/**
- * CPU time (ms) of every process with this command name (all PostgreSQL backends, the Redis server), by pid: they
- * share the machine's cores with the services, so their share of a change is reported beside the services' own.
- */
-function cpuMsByPid(command: string): Map<string, number> {
-  const tick = 1000 / 100;
-  const byPid = new Map<string, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      if (name !== command) continue;
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      byPid.set(entry, (Number(fields[11]) + Number(fields[12])) * tick);
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return byPid;
-}
-
-/**
- * A reader of the CPU time those processes spend from now on: processes started meanwhile count in full; one that
- * exits before the second reading is left out (its time can no longer be read), so the figure is a lower bound.
- */
-function cpuMsOfCommandSince(command: string): () => number {
-  const before = cpuMsByPid(command);
-  return () => {
-    let total = 0;
-    for (const [pid, ms] of cpuMsByPid(command)) total += ms - (before.get(pid) ?? 0);
-    return total;
-  };
-}
-
-/** Busy CPU time (ms) of the whole machine, all cores, from /proc/stat. */
-function machineBusyMs(): number {
-  const [, ...times] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
-  const [user, nice, system, , , irq, softirq, steal] = times.map(Number);
-  return (user! + nice! + system! + irq! + softirq! + steal!) * 10;
-}
 
 /** One status change the life cycle allows from the seeded status. */
 interface Step {
@@ -240,10 +197,7 @@ export async function subscriptionsScenario(ctx: BenchContext): Promise<Scenario
         postgres: cpuMsOfCommandSince('postgres'),
         redis: cpuMsOfCommandSince('redis-server'),
         // This process: the clients receiving the events and the sending of the changes.
-        bench: () => {
-          const { user, system } = process.cpuUsage();
-          return (user + system) / 1000;
-        },
+        bench: benchCpuMs,
         machine: machineBusyMs,
       };
       const sharedBefore = Object.fromEntries(Object.entries(shared).map(([name, read]) => [name, read()]));
