@@ -16,16 +16,13 @@ function table(head: string[], rows: (string | number)[][]): string {
 
 const load = (r: Json) => [r.requestsPerSecond, r.latencyMs.p50, r.latencyMs.p99, r.cpuMsPerRequest ?? '', r.cpuSystemMsPerRequest ?? '', r.cpuCores ?? '', r.requests, r.failed];
 /** CPU ms per request of each process, e.g. "router 4.1, users 0.9, ...". */
-const byProcess = (r: Json) =>
-  Object.entries((r.cpuMsPerRequestByProcess ?? {}) as Record<string, number>)
+const pairs = (cpu: Record<string, number>) =>
+  Object.entries(cpu)
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
+const byProcess = (r: Json) => pairs((r.cpuMsPerRequestByProcess ?? {}) as Record<string, number>);
 /** "machine 3.1 (router 1.2, users 0.3, ...)": the whole machine's CPU per request first, then each process's. */
-const cpuLine = (cpu: Record<string, number>) =>
-  `machine ${cpu.machine ?? '?'} (${Object.entries(cpu)
-    .filter(([k]) => k !== 'machine')
-    .map(([k, v]) => `${k} ${v}`)
-    .join(', ')})`;
+const cpuLine = ({ machine, ...processes }: Record<string, number>) => `machine ${machine ?? '?'} (${pairs(processes)})`;
 const cpuTotal = (r: Json) => Object.values((r.cpuMsPerRequestByProcess ?? {}) as Record<string, number>).reduce((a, b) => a + b, 0).toFixed(2);
 const LOAD_HEAD = ['target', 'req/s', 'p50 ms', 'p99 ms', 'CPU ms/req (that process)', 'of which kernel', 'cores busy', 'requests', 'failed'];
 

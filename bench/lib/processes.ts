@@ -99,7 +99,11 @@ const CLOCK_TICKS_PER_SECOND = 100;
 
 /** User and system CPU time of a process (all its threads), in milliseconds, from /proc. */
 export function cpuTimes(pid: number): { user: number; system: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return cpuTimesOfStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+}
+
+/** User and system CPU time (ms) in the text of a `/proc/<pid>/stat` file. */
+function cpuTimesOfStat(stat: string): { user: number; system: number } {
   // Fields after the command name, which is in parentheses and may contain spaces.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return { user: (Number(fields[11]) * 1000) / CLOCK_TICKS_PER_SECOND, system: (Number(fields[12]) * 1000) / CLOCK_TICKS_PER_SECOND };
@@ -123,7 +127,6 @@ export function rssBytes(pid: number): number {
  * share the machine's cores with the services, so their share of a change is reported beside the services' own.
  */
 function cpuMsByPid(command: string): Map<string, number> {
-  const tick = 1000 / 100;
   const byPid = new Map<string, number>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -131,8 +134,8 @@ function cpuMsByPid(command: string): Map<string, number> {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       if (name !== command) continue;
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      byPid.set(entry, (Number(fields[11]) + Number(fields[12])) * tick);
+      const { user, system } = cpuTimesOfStat(stat);
+      byPid.set(entry, user + system);
     } catch {
       // The process ended while we looked.
     }
@@ -157,7 +160,7 @@ export function cpuMsOfCommandSince(command: string): () => number {
 export function machineBusyMs(): number {
   const [, ...times] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
   const [user, nice, system, , , irq, softirq, steal] = times.map(Number);
-  return (user! + nice! + system! + irq! + softirq! + steal!) * 10;
+  return ((user! + nice! + system! + irq! + softirq! + steal!) * 1000) / CLOCK_TICKS_PER_SECOND;
 }
 
 /** CPU time (ms) of this process: the load generator and its clients. */
