@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from './logger.js';
+import { OutageLog } from './outage.js';
 
 /**
  * Entity generations: the contract between the subgraphs and the router's entity cache.
@@ -39,14 +40,17 @@ export class EntityInvalidator {
   /** Keys waiting for the next round trip, and the calls that wait for them. */
   private next: { keys: Set<string>; waiters: (() => void)[] } | undefined;
   private sending = false;
+  private readonly outage: OutageLog;
 
   constructor(
     /** The subgraph whose fields the changes are of, as the router names it (supergraph.yaml). */
     private readonly subgraph: string,
     private readonly redis: Redis | undefined,
     private readonly prefix: string,
-    private readonly log: Logger,
-  ) {}
+    log: Logger,
+  ) {
+    this.outage = new OutageLog(log, 'entity cache invalidation (cached copies expire with their TTL meanwhile)');
+  }
 
   /** Whether changes are announced at all (a subgraph without Redis announces none, and says so by no header). */
   get enabled(): boolean {
@@ -101,8 +105,9 @@ export class EntityInvalidator {
       const results = (await pipeline.exec()) ?? [];
       const failed = results.find(([error]) => error);
       if (failed) throw failed[0];
+      this.outage.succeeded();
     } catch (error) {
-      this.log.error({ err: error, entities: keys.length }, 'entity invalidation failed; cached copies expire with their TTL');
+      this.outage.failed(error);
     }
   }
 }

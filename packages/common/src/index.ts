@@ -20,3 +20,6 @@ export * from './password.js';
 export * from './jwt.js';
 export * from './telemetry.js';
 export * from './entity-cache.js';
+export * from './outage.js';
+export * from './outbox-reconciler.js';
+export * from './metrics.js';

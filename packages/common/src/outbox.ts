@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Database, Queryable } from './db.js';
 import { runOutsideRequest, type Logger } from './logger.js';
+import { OutageLog } from './outage.js';
 
 /**
  * Transactional outbox. A state change and the messages it causes are written
@@ -13,7 +14,9 @@ import { runOutsideRequest, type Logger } from './logger.js';
  *
  * Each database that uses it has this table (see the subgraph's migrations):
  *   outbox (id bigserial PRIMARY KEY, kind text, target text, name text, key text,
- *           payload jsonb, created_at timestamptz, relayed_at timestamptz, attempts int, last_error text)
+ *           payload jsonb, created_at timestamptz, relayed_at timestamptz, attempts int, last_error text,
+ *           confirmed_at timestamptz, check_after timestamptz)
+ * A relayed job stays unconfirmed until OutboxReconciler sees it completed; an event is confirmed when relayed.
  */
 export const OUTBOX_TABLE_SQL = `CREATE TABLE outbox (
   id bigserial PRIMARY KEY,
@@ -25,7 +28,9 @@ export const OUTBOX_TABLE_SQL = `CREATE TABLE outbox (
   created_at timestamptz NOT NULL DEFAULT now(),
   relayed_at timestamptz,
   attempts int NOT NULL DEFAULT 0,
-  last_error text
+  last_error text,
+  confirmed_at timestamptz,
+  check_after timestamptz
 )`;
 
 export type OutboxMessage =
@@ -124,7 +129,11 @@ export class OutboxRelay {
   private failures = 0;
   private lastPrune = 0;
 
-  constructor(private readonly options: OutboxRelayOptions) {}
+  private readonly outage: OutageLog;
+
+  constructor(private readonly options: OutboxRelayOptions) {
+    this.outage = new OutageLog(options.log, 'outbox relay');
+  }
 
   start(): void {
     this.stopped = false;
@@ -208,9 +217,10 @@ export class OutboxRelay {
       try {
         batch = await this.relayBatch();
         this.failures = 0;
+        this.outage.succeeded();
       } catch (error) {
         this.failures++;
-        this.options.log.warn({ err: error, failures: this.failures }, 'outbox relay failed; will retry');
+        this.outage.failed(error);
         return relayed;
       }
       relayed += batch;
@@ -260,9 +270,13 @@ export class OutboxRelay {
       );
       if (rows.length === 0) return 0;
       await withTimeout(this.send(rows), timeoutMs, `relaying ${rows.length} outbox messages`);
-      await tx.query('UPDATE outbox SET relayed_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[])', [
-        rows.map((r) => r.id),
-      ]);
+      // Pub/sub has no delivery record to check: an event is done once published. Jobs wait for the reconciler.
+      await tx.query(
+        `UPDATE outbox SET relayed_at = now(), attempts = attempts + 1,
+           confirmed_at = CASE WHEN kind = 'event' THEN now() END
+         WHERE id = ANY($1::bigint[])`,
+        [rows.map((r) => r.id)],
+      );
       return rows.length;
     });
   }

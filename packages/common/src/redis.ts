@@ -1,5 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from './logger.js';
+import { OutageLog } from './outage.js';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -17,12 +18,9 @@ export function createRedis(url: string, log: Logger, options: { blocking?: bool
     retryStrategy: (attempt) => Math.min(attempt * 200, 5_000),
   };
   const redis = new Redis(url, redisOptions);
-  let lastLogged = 0;
-  redis.on('error', (error: Error) => {
-    // Reconnect attempts fail many times a second while Redis is down: log at most every 10 s.
-    if (Date.now() - lastLogged < 10_000) return;
-    lastLogged = Date.now();
-    log.warn({ err: error, redis: options.name }, 'redis connection error');
-  });
+  // Reconnect attempts fail many times a second while Redis is down: one line when it goes, one when it is back.
+  const outage = new OutageLog(log, `redis connection${options.name ? ` ${options.name}` : ''}`);
+  redis.on('error', (error: Error) => outage.failed(error));
+  redis.on('ready', () => outage.succeeded());
   return redis;
 }

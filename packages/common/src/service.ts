@@ -8,6 +8,7 @@ import { DEV_IDENTITY_SECRET, IDENTITY_HEADER, IdentityError, readIdentitySecret
 import { createLogger, type Logger } from './logger.js';
 import { DEFAULT_REDIS_URL } from './redis.js';
 import { ENTITY_CACHE_HEADER, type EntityInvalidator } from './entity-cache.js';
+import { serveMetrics } from './metrics.js';
 import { schemaOf } from './subgraph.js';
 import { shutdownTelemetry } from './telemetry.js';
 import { serveSubscriptions } from './websocket.js';
@@ -143,7 +144,8 @@ export async function serveSubgraph<TContext extends BaseContext, TRuntime exten
       corsOrigins: options.corsOrigins ?? [],
       bodyLimitBytes: options.bodyLimitBytes ?? 1_000_000,
       ...(options.runtime?.invalidator?.enabled ? { responseHeaders: { [ENTITY_CACHE_HEADER]: '1' } } : {}),
-      routes: async (req, res) => (await probes(req, res)) || (routes ? await routes(req, res) : false),
+      routes: async (req, res) =>
+        (await probes(req, res)) || (await serveMetrics(req, res)) || (routes ? await routes(req, res) : false),
       context: async (info) =>
         definition.createContext(db, { ...info, identity: identify(info.req.headers[IDENTITY_HEADER], info.log) }, options.runtime),
     }),

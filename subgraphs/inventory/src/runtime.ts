@@ -1,10 +1,12 @@
 import { Queue, Worker } from 'bullmq';
 import {
   EntityInvalidator,
+  OutboxReconciler,
   OutboxRelay,
   SAGA_JOB_OPTIONS,
   closeWorker,
   createRedis,
+  readReconcilerConfig,
   throttledWarn,
   withJobContext,
   type Database,
@@ -19,6 +21,8 @@ import { reservationProcessor } from './worker.js';
 export interface InventoryRuntime extends SubgraphRuntime {
   config: InventoryConfig;
   relay: OutboxRelay;
+  /** Sends again the reservation results Redis lost. */
+  reconciler: OutboxReconciler;
   worker: Worker;
   /** Announces restocks (the reservation worker announces its own changes on its connection). */
   invalidator: EntityInvalidator;
@@ -30,8 +34,11 @@ export async function startInventoryRuntime(db: Database, env: NodeJS.ProcessEnv
   const producer = createRedis(redisUrl, log, { name: 'inventory-producer' });
   const results = new Queue(RESERVATION_RESULTS_QUEUE, { connection: producer, prefix, defaultJobOptions: SAGA_JOB_OPTIONS });
   results.on('error', throttledWarn(log, 'reservation results queue error'));
-  const relay = new OutboxRelay({ db, queues: { [RESERVATION_RESULTS_QUEUE]: results }, log });
+  const queues = { [RESERVATION_RESULTS_QUEUE]: results };
+  const relay = new OutboxRelay({ db, queues, log });
   relay.start();
+  const reconciler = new OutboxReconciler({ service: 'inventory', db, queues, log, ...readReconcilerConfig(env) });
+  reconciler.start();
 
   const consumer = createRedis(redisUrl, log, { blocking: true, name: 'inventory-worker' });
   // On the worker's connection, which holds commands while Redis is away instead of failing them: a job
@@ -50,12 +57,14 @@ export async function startInventoryRuntime(db: Database, env: NodeJS.ProcessEnv
   return {
     config,
     relay,
+    reconciler,
     worker,
     // Requests fail fast while Redis is away (the failure is logged); /ready reports the same connection.
     invalidator: new EntityInvalidator('inventory', producer, prefix, log),
     readiness: { redis: () => producer.ping() },
     async stop() {
       await closeWorker(worker, consumer);
+      await reconciler.stop();
       await relay.stop();
       await results.close();
       consumer.disconnect();

@@ -1,11 +1,13 @@
 import { Queue, Worker, type DefaultJobOptions } from 'bullmq';
 import {
   EntityInvalidator,
+  OutboxReconciler,
   OutboxRelay,
   RedisEvents,
   SAGA_JOB_OPTIONS,
   closeWorker,
   createRedis,
+  readReconcilerConfig,
   throttledWarn,
   withJobContext,
   type Database,
@@ -23,6 +25,8 @@ export interface OrdersRuntime extends SubgraphRuntime, LifecycleDeps {
   config: OrdersConfig;
   catalog: CatalogClient;
   relay: OutboxRelay;
+  /** Sends again the saga and notification jobs Redis lost. */
+  reconciler: OutboxReconciler;
   worker: Worker;
   /** Order status events from every replica, for subscriptions. */
   events: RedisEvents;
@@ -59,6 +63,8 @@ export async function startOrdersRuntime(db: Database, env: NodeJS.ProcessEnv, l
   for (const queue of Object.values(queues)) queue.on('error', throttledWarn(log, `queue ${queue.name} error`));
   const relay = new OutboxRelay({ db, queues, publisher: producer, log });
   relay.start();
+  const reconciler = new OutboxReconciler({ service: 'orders', db, queues, log, ...readReconcilerConfig(env) });
+  reconciler.start();
 
   const catalog = new CatalogClient({
     usersUrl: config.usersUrl,
@@ -94,12 +100,14 @@ export async function startOrdersRuntime(db: Database, env: NodeJS.ProcessEnv, l
     config,
     catalog,
     relay,
+    reconciler,
     worker,
     events,
     readiness: { redis: () => producer.ping() },
     async stop() {
       events.close();
       await closeWorker(worker, consumer);
+      await reconciler.stop();
       await relay.stop();
       await Promise.all(Object.values(queues).map((queue) => queue.close()));
       consumer.disconnect();

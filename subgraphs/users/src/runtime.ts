@@ -1,11 +1,13 @@
 import { Queue } from 'bullmq';
 import {
   EntityInvalidator,
+  OutboxReconciler,
   OutboxRelay,
   TokenIssuer,
   createRedis,
   preparePasswordChecks,
   readJwtIssuerConfig,
+  readReconcilerConfig,
   readString,
   type Database,
   type Logger,
@@ -18,6 +20,8 @@ import { startNotificationWorker, type NotificationWorker } from './notification
 /** Background work of the users subgraph: relaying its outbox to the notifications queue. */
 export interface UsersRuntime extends SubgraphRuntime {
   relay: OutboxRelay;
+  /** Sends again the welcome notifications Redis lost. */
+  reconciler: OutboxReconciler;
   queue: Queue;
   /** Present when the worker runs in this process (NOTIFICATION_WORKER_IN_PROCESS, the default on PGlite). */
   worker: NotificationWorker | undefined;
@@ -43,13 +47,17 @@ export async function startUsersRuntime(db: Database, env: NodeJS.ProcessEnv, lo
   });
   // Redis outages are logged by the connection and retried by the relay; they must not crash the subgraph.
   queue.on('error', (error) => log.debug({ err: error }, 'notifications queue error'));
-  const relay = new OutboxRelay({ db, queues: { [NOTIFICATIONS_QUEUE]: queue }, log });
+  const queues = { [NOTIFICATIONS_QUEUE]: queue };
+  const relay = new OutboxRelay({ db, queues, log });
   relay.start();
+  const reconciler = new OutboxReconciler({ service: 'users', db, queues, log, ...readReconcilerConfig(env) });
+  reconciler.start();
 
   let worker: NotificationWorker | undefined;
   try {
     worker = config.workerInProcess ? await startNotificationWorker(db, env, log) : undefined;
   } catch (error) {
+    await reconciler.stop();
     await relay.stop();
     await queue.close();
     connection.disconnect();
@@ -57,6 +65,7 @@ export async function startUsersRuntime(db: Database, env: NodeJS.ProcessEnv, lo
   }
   return {
     relay,
+    reconciler,
     queue,
     worker,
     tokens,
@@ -73,6 +82,7 @@ export async function startUsersRuntime(db: Database, env: NodeJS.ProcessEnv, lo
     },
     async stop() {
       await worker?.close();
+      await reconciler.stop();
       await relay.stop();
       await queue.close();
       connection.disconnect();
