@@ -18,6 +18,8 @@ export interface OrdersConfig {
   notificationBackoffMs: number;
   /** Signs the orders service's identity on its look-ups. */
   identitySecret: string;
+  /** How long a placeOrder idempotency key answers with its order; older keys are pruned and may be reused. */
+  idempotencyTtlHours: number;
 }
 
 const HTTP = ['http:', 'https:'] as const;
@@ -34,5 +36,7 @@ export function readOrdersConfig(env: NodeJS.ProcessEnv): OrdersConfig {
     notificationAttempts: readInt(env, 'NOTIFICATION_ATTEMPTS', 5, 1, 100),
     notificationBackoffMs: readInt(env, 'NOTIFICATION_BACKOFF_MS', 1_000, 1, 3_600_000),
     identitySecret: readIdentitySecret(env, readString(env, 'NODE_ENV', 'development') === 'production'),
+    // At least a day, so a client retrying after an outage of up to a day never places a second order.
+    idempotencyTtlHours: readInt(env, 'ORDERS_IDEMPOTENCY_TTL_HOURS', 24, 24, 8_760),
   };
 }

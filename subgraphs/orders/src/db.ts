@@ -356,3 +356,83 @@ export async function statusHistories(db: Queryable, ids: readonly string[]): Pr
   }
   return ids.map((id) => byOrder.get(id) ?? []);
 }
+
+/** The order an idempotency key was used for, and the hash of the request that placed it. */
+export interface IdempotencyKeyRow {
+  orderId: string;
+  requestHash: string;
+}
+
+/** An idempotency key to record with the order placed under it. */
+export interface NewIdempotencyKey {
+  userId: string;
+  key: string;
+  requestHash: string;
+  orderId: string;
+}
+
+/** The user's key if it was recorded less than `ttlHours` ago (an older one may be reused), else undefined. */
+export async function findIdempotencyKey(
+  db: Queryable,
+  userId: string,
+  key: string,
+  ttlHours: number,
+): Promise<IdempotencyKeyRow | undefined> {
+  const [row] = await db.query<IdempotencyKeyRow>(
+    `SELECT order_id AS "orderId", request_hash AS "requestHash" FROM order_idempotency_keys
+     WHERE user_id = $1 AND key = $2 AND created_at >= now() - make_interval(hours => $3::int)`,
+    [userId, key, ttlHours],
+  );
+  return row;
+}
+
+/**
+ * Records the key for a new order, in the transaction that inserts the order (before it: the foreign key is checked
+ * at commit), or takes over the key's expired row. Returns undefined when the key is now the new order's, or the row
+ * that holds it. A transaction recording the same key at the same time makes this wait on the primary key until it
+ * ends; once it has committed, its row is the one returned.
+ */
+export async function claimIdempotencyKey(
+  tx: Queryable,
+  claim: NewIdempotencyKey,
+  ttlHours: number,
+): Promise<IdempotencyKeyRow | undefined> {
+  const claimed = await tx.query(
+    `INSERT INTO order_idempotency_keys AS k (user_id, key, request_hash, order_id) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (user_id, key) DO UPDATE
+       SET request_hash = EXCLUDED.request_hash, order_id = EXCLUDED.order_id, created_at = now()
+       WHERE k.created_at < now() - make_interval(hours => $5::int)
+     RETURNING 1`,
+    [claim.userId, claim.key, claim.requestHash, claim.orderId, ttlHours],
+  );
+  if (claimed.length > 0) return undefined;
+  // A statement of its own, so it sees the row the other transaction committed while this one waited.
+  const [holder] = await tx.query<IdempotencyKeyRow>(
+    `SELECT order_id AS "orderId", request_hash AS "requestHash" FROM order_idempotency_keys
+     WHERE user_id = $1 AND key = $2`,
+    [claim.userId, claim.key],
+  );
+  if (!holder) throw new Error(`idempotency key of user ${claim.userId} conflicted but is gone`);
+  return holder;
+}
+
+/**
+ * Deletes up to `batchSize` idempotency keys recorded more than `olderThanHours` ago, oldest first; returns how many.
+ * Rows another transaction holds (a replica pruning too, a placement taking an expired key over) are skipped.
+ */
+export async function pruneIdempotencyKeys(db: Queryable, olderThanHours: number, batchSize = 500): Promise<number> {
+  const [row] = await db.query<{ n: number }>(
+    `WITH expired AS (
+       SELECT user_id, key FROM order_idempotency_keys
+       WHERE created_at < now() - make_interval(hours => $1::int)
+       ORDER BY created_at LIMIT $2
+       FOR UPDATE SKIP LOCKED
+     ), deleted AS (
+       DELETE FROM order_idempotency_keys k USING expired e WHERE k.user_id = e.user_id AND k.key = e.key
+       RETURNING 1
+     )
+     SELECT count(*)::int AS n FROM deleted`,
+    [olderThanHours, batchSize],
+  );
+  return row?.n ?? 0;
+}

@@ -1,11 +1,21 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { GraphQLError } from 'graphql';
 import { ErrorCode, badInput, enqueueOutbox, notFound, type Database, type EntityInvalidator, type OutboxMessage } from '@shop/common';
 import type { CatalogClient } from './catalog.js';
-import { changeOrderStatus, insertPlacedOrder, ordersByIds, type OrderRow, type OrderStatus } from './db.js';
+import type { OrdersConfig } from './config.js';
+import {
+  changeOrderStatus,
+  claimIdempotencyKey,
+  findIdempotencyKey,
+  insertPlacedOrder,
+  ordersByIds,
+  type IdempotencyKeyRow,
+  type OrderRow,
+  type OrderStatus,
+} from './db.js';
 import { releaseJob, reserveJob, statusEvent, statusMessages, statusNotification } from './messages.js';
 import { CLIENT_SETTABLE, InvalidTransitionError, canMove } from './transitions.js';
-import { parseOrderRequest, parseReason } from './validation.js';
+import { parseIdempotencyKey, parseOrderRequest, parseReason, type OrderRequest } from './validation.js';
 
 /**
  * What changing orders needs: the database, the key prefix of event channels, the relay to wake, and the
@@ -42,17 +52,67 @@ function missing(field: string, what: string, id: string): GraphQLError {
   });
 }
 
+/** The same order asked for again: the user and the merged lines, whatever their order in the input. */
+function requestHash(request: OrderRequest): string {
+  const lines = request.lines
+    .map((line) => [line.productId, line.quantity] as const)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHash('sha256').update(JSON.stringify([request.userId, lines])).digest('hex');
+}
+
+/** An idempotency key of a placement: whose, which, and for what request. */
+interface KeyedRequest {
+  userId: string;
+  key: string;
+  requestHash: string;
+}
+
+/**
+ * The answer to a placement whose key already names an order: that order as it is now, or BAD_USER_INPUT when the
+ * key was used for a different request.
+ */
+async function replay(db: Database, keyed: KeyedRequest, stored: IdempotencyKeyRow): Promise<OrderRow> {
+  if (stored.requestHash !== keyed.requestHash) {
+    throw badInput(
+      'input.idempotencyKey',
+      `"${keyed.key}" was already used for a different order (other items or another customer); use a new key for a new order`,
+    );
+  }
+  const [order] = await ordersByIds(db, [stored.orderId]);
+  if (!order) throw new Error(`order ${stored.orderId} of an idempotency key does not exist`);
+  return order;
+}
+
 /**
  * Places a PENDING order: validates the input, asks users and products whether they exist and what the products
  * cost, then writes the order, its history entry and its outbox messages (the reservation job, the event and the
  * notification) in one transaction. Nothing is written when any check fails.
+ *
+ * With an idempotency key, the customer's key is looked up first: a retry answers the order placed with it, without
+ * the look-ups. The key is recorded in the order's transaction, so of placements racing with one key one commits an
+ * order and the others answer it.
  */
 export async function placeOrder(
-  deps: LifecycleDeps & { catalog: CatalogClient },
-  input: { userId: string; items: readonly { productId: string; quantity: number }[] },
+  deps: LifecycleDeps & {
+    catalog: Pick<CatalogClient, 'existingUsers' | 'products'>;
+    config: Pick<OrdersConfig, 'idempotencyTtlHours'>;
+  },
+  input: {
+    userId: string;
+    items: readonly { productId: string; quantity: number }[];
+    idempotencyKey?: string | null | undefined;
+  },
   requestId: string,
 ): Promise<OrderRow> {
   const request = parseOrderRequest(input);
+  const key = parseIdempotencyKey(input.idempotencyKey);
+  const ttlHours = deps.config.idempotencyTtlHours;
+  const keyed: KeyedRequest | undefined =
+    key === undefined ? undefined : { userId: request.userId, key, requestHash: requestHash(request) };
+  if (keyed) {
+    const stored = await findIdempotencyKey(deps.db, keyed.userId, keyed.key, ttlHours);
+    if (stored) return replay(deps.db, keyed, stored);
+  }
   const [users, products] = await Promise.all([
     deps.catalog.existingUsers([request.userId], requestId),
     deps.catalog.products(request.lines.map((line) => line.productId), requestId),
@@ -86,7 +146,13 @@ export async function placeOrder(
     quantity: line.quantity,
     unitPriceAmount: line.product.price.amount,
   }));
-  const order = await deps.db.transaction(async (tx) => {
+  type Outcome = { placed: OrderRow } | { stored: IdempotencyKeyRow; keyed: KeyedRequest };
+  const outcome = await deps.db.transaction(async (tx): Promise<Outcome> => {
+    if (keyed) {
+      // First, so a placement racing with this key waits here (having written nothing) until that one ends.
+      const stored = await claimIdempotencyKey(tx, { ...keyed, orderId: id }, ttlHours);
+      if (stored) return { stored, keyed };
+    }
     const createdAt = await insertPlacedOrder(tx, { id, userId: request.userId, currency, lines: items });
     const placed: OrderRow = {
       id,
@@ -99,8 +165,11 @@ export async function placeOrder(
       updatedAt: createdAt,
     };
     await enqueueOutbox(tx, [...statusMessages(deps.prefix, placed, createdAt, null), reserveJob(placed)]);
-    return placed;
+    return { placed };
   });
+  // Another placement with the key committed first: answer its order (the transaction wrote nothing).
+  if ('stored' in outcome) return replay(deps.db, outcome.keyed, outcome.stored);
+  const order = outcome.placed;
   await announce(deps, order);
   deps.relay.wake();
   return order;
@@ -133,9 +202,13 @@ async function tryChange(
   return { ...next, updatedAt: at };
 }
 
+/** How a transition treats an order already in the target status. */
+type Repeat = 'refuse' | 'answer';
+
 /**
  * Reads the order (unless the caller just did: `current`, null when there was none), checks the transition,
- * changes it; re-reads and re-checks when another writer was faster.
+ * changes it; re-reads and re-checks when another writer was faster. With `repeat: 'answer'`, an order already in
+ * `status` is answered as it is, with nothing written.
  */
 async function transition(
   deps: LifecycleDeps,
@@ -144,10 +217,12 @@ async function transition(
   reason: string | null,
   extra: (from: OrderStatus) => OutboxMessage[] = () => [],
   current?: OrderRow | null,
+  repeat: Repeat = 'refuse',
 ): Promise<OrderRow> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const order = attempt === 0 && current !== undefined ? current : (await ordersByIds(deps.db, [id]))[0];
     if (!order) throw notFound('Order', id);
+    if (order.status === status && repeat === 'answer') return order;
     if (!canMove(order.status, status)) throw new InvalidTransitionError(id, order.status, status);
     const changed = await tryChange(deps, order, status, reason, extra(order.status));
     if (changed) return changed;
@@ -160,7 +235,8 @@ async function transition(
 /**
  * Cancels a PENDING or CONFIRMED order. Inventory is always asked to release: units already reserved come back,
  * and a reservation that has not happened yet never will. `current` is the order as the caller just read it
- * (null: it found none), so it is not read twice; a stale one only costs a retry.
+ * (null: it found none), so it is not read twice; a stale one only costs a retry. An order already CANCELLED is
+ * answered as it is (a retried cancellation, or one that lost a race to another), with nothing written.
  */
 export function cancelOrder(
   deps: LifecycleDeps,
@@ -169,7 +245,7 @@ export function cancelOrder(
   current?: OrderRow | null,
 ): Promise<OrderRow> {
   const why = parseReason(reason);
-  return transition(deps, id, 'CANCELLED', why, () => [releaseJob(id)], current);
+  return transition(deps, id, 'CANCELLED', why, () => [releaseJob(id)], current, 'answer');
 }
 
 /** Ships or delivers an order; any other target is refused. */

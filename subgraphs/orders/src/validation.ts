@@ -3,6 +3,7 @@ import { badInput, parseId } from '@shop/common';
 export const MAX_LINES = 50;
 export const MAX_QUANTITY = 1000;
 export const MAX_REASON_LENGTH = 500;
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
 
 /** One product of a validated order, with the input line it first appeared on (for error fields). */
 export interface RequestedLine {
@@ -59,4 +60,19 @@ export function parseReason(reason: string | null | undefined): string | null {
     throw badInput('reason', `must be at most ${MAX_REASON_LENGTH} characters, got ${trimmed.length}`);
   }
   return trimmed;
+}
+
+/** Printable ASCII, space included: what a UUID or any other generated token is made of, and fits an HTTP header. */
+const PRINTABLE = /^[\x20-\x7e]+$/;
+
+/** Validates placeOrder's idempotency key: absent means none; otherwise 1 to 200 printable ASCII characters. */
+export function parseIdempotencyKey(key: string | null | undefined): string | undefined {
+  if (key === null || key === undefined) return undefined;
+  if (key.length < 1 || key.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
+    throw badInput('input.idempotencyKey', `must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters, got ${key.length}`);
+  }
+  if (!PRINTABLE.test(key)) {
+    throw badInput('input.idempotencyKey', 'must be printable ASCII characters (e.g. a UUID from crypto.randomUUID())');
+  }
+  return key;
 }

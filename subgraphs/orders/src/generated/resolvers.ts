@@ -151,6 +151,17 @@ export type PlaceOrderInput = {
   userId?: InputMaybe<Scalars['ID']['input']>;
   /** The products and quantities, 1 to 50 lines. Lines for the same product are merged into one, and the merged quantity must still be at most 1000. */
   items: Array<OrderLineInput>;
+  /**
+   * Makes retries safe: a value the client generates once per checkout attempt (e.g. `crypto.randomUUID()`), 1 to 200
+   * printable ASCII characters, and sends again, unchanged, when it retries after a network error or a
+   * SERVICE_UNAVAILABLE / SUBGRAPH_UNAVAILABLE answer. Keys belong to the customer the order is for (an administrator
+   * placing for a user shares that user's keys) and live 24 hours (ORDERS_IDEMPOTENCY_TTL_HOURS, never less). Reused
+   * within that time with the same user and items (after merging repeated products; the lines' order does not
+   * matter), it answers the order first placed with it, as it is now, and places nothing; with a different user or
+   * items, it fails with BAD_USER_INPUT on `input.idempotencyKey`. An expired key may be used again for a new order.
+   * Without a key every call places a new order.
+   */
+  idempotencyKey?: InputMaybe<Scalars['String']['input']>;
 };
 
 /** One product and how many of it to order. */
@@ -170,12 +181,14 @@ export type Mutation = {
    * currencies, a total above 2147483647 minor units), NOT_FOUND (unknown user or product; `extensions.field` names
    * which), or SERVICE_UNAVAILABLE when users or products cannot be reached. Nothing is written when it fails.
    * Needs a login (UNAUTHENTICATED); places for the caller unless an administrator names `input.userId`.
+   * Send `input.idempotencyKey` so that retrying cannot place the order twice.
    */
   placeOrder: Order;
   /**
-   * Cancels a PENDING or CONFIRMED order and gives its reserved stock back. Fails with NOT_FOUND for an unknown
-   * order and INVALID_TRANSITION for an order in any other status. Only the order's customer and administrators
-   * may cancel it (UNAUTHENTICATED without a login, FORBIDDEN for another customer).
+   * Cancels a PENDING or CONFIRMED order and gives its reserved stock back. An order already CANCELLED is answered
+   * as it is, with nothing changed (a retried cancellation succeeds; the first reason stays). Fails with NOT_FOUND
+   * for an unknown order and INVALID_TRANSITION for an order in any other status. Only the order's customer and
+   * administrators may cancel it (UNAUTHENTICATED without a login, FORBIDDEN for another customer).
    */
   cancelOrder: Order;
   /**
