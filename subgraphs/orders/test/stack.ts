@@ -26,11 +26,11 @@ export interface SagaStack {
 
 export async function startSagaStack(
   label: string,
-  options: { inventory?: boolean; ordersEnv?: NodeJS.ProcessEnv } = {},
+  options: { inventory?: boolean; ordersEnv?: NodeJS.ProcessEnv; env?: NodeJS.ProcessEnv } = {},
 ): Promise<SagaStack> {
   const redis = await createTestRedis(label);
-  // Users and products may run background work of their own: it gets this file's prefix too.
-  const queueEnv = { REDIS_URL: redis.url, QUEUE_PREFIX: redis.prefix };
+  // Users and products may run background work of their own: it gets this file's prefix too, and `env`.
+  const queueEnv = { ...options.env, REDIS_URL: redis.url, QUEUE_PREFIX: redis.prefix };
   const [u, p] = await Promise.all([
     startTestSubgraph(users, { seed: true, env: queueEnv }),
     startTestSubgraph(products, { seed: true, env: queueEnv }),
