@@ -5,6 +5,7 @@ import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { tracer, tracingEnabled } from './telemetry.js';
+import { DatabaseUnavailableError, isDatabaseUnavailable } from './database-unavailable.js';
 
 /** Anything that runs one SQL statement with positional ($1, $2, ...) parameters. */
 export interface Queryable {
@@ -17,12 +18,20 @@ export interface Queryable {
  */
 export interface Database extends Queryable {
   readonly kind: 'postgres' | 'pglite';
+  /** Whose database it is (e.g. `orders`), for messages; undefined when not given. */
+  readonly name: string | undefined;
   /** Runs fn in one transaction; commits when it resolves, rolls back when it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /** Runs a script of several statements (migrations). */
   exec(script: string): Promise<void>;
   /** Statements run so far; tests and benchmarks read it to check batching. */
   readonly statementCount: number;
+  /**
+   * Resolves when the database answers `SELECT 1`, rejects (with a DatabaseUnavailableError when it is down) when
+   * it does not. On a server it uses a connection of its own, so a busy pool does not delay it and a dead server
+   * fails it within about a second: for /ready and for workers waiting for the database to come back.
+   */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -32,7 +41,18 @@ export interface DatabaseOptions {
   /** PGlite data directory, or 'memory://' for a throwaway database. */
   dataDir?: string | undefined;
   poolSize?: number;
+  /** Whose database it is (e.g. the subgraph's name), for error messages. */
+  name?: string | undefined;
+  /**
+   * Longest wait for a pooled connection (connecting, or a free one when all are busy) before the statement fails
+   * with DatabaseUnavailableError; default 5000. Without it, requests during an outage would hang.
+   */
+  connectionTimeoutMs?: number;
 }
+
+/** Deadlines of `ping`: connecting, then the statement. */
+const PING_CONNECT_TIMEOUT_MS = 1_000;
+const PING_QUERY_TIMEOUT_MS = 1_500;
 
 /**
  * A client span per statement, only under a span already open (a request or a job), so the relay's polling
@@ -68,50 +88,113 @@ class PostgresDatabase implements Database {
   readonly kind = 'postgres';
   statementCount = 0;
   private readonly pool: pg.Pool;
+  private probePool: pg.Pool | undefined;
 
-  constructor(url: string, poolSize: number) {
-    this.pool = new pg.Pool({ connectionString: url, max: poolSize });
+  constructor(
+    private readonly url: string,
+    poolSize: number,
+    readonly name: string | undefined,
+    connectionTimeoutMs: number,
+  ) {
+    this.pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: connectionTimeoutMs });
     // An idle client losing its connection must not crash the process; the pool replaces it.
     this.pool.on('error', () => undefined);
   }
 
+  /** A failed connection becomes a DatabaseUnavailableError naming this database; other errors stay as they are. */
+  private classify(error: unknown): unknown {
+    return isDatabaseUnavailable(error) && !(error instanceof DatabaseUnavailableError) ? new DatabaseUnavailableError(this.name, error) : error;
+  }
+
   async query<R extends object>(text: string, params?: readonly unknown[]): Promise<R[]> {
     this.statementCount++;
-    const result = await traced(this.kind, text, () => this.pool.query(text, params as unknown[] | undefined));
-    return result.rows as R[];
+    try {
+      // pool.query listens for the client's errors and discards a client whose statement failed.
+      const result = await traced(this.kind, text, () => this.pool.query(text, params as unknown[] | undefined));
+      return result.rows as R[];
+    } catch (error) {
+      throw this.classify(error);
+    }
   }
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw this.classify(error);
+    }
+    // While checked out the client is ours to listen to: a connection lost between statements (the server
+    // restarted while fn awaited something else) is emitted as 'error', which would otherwise crash the process.
+    let lost: unknown;
+    const onError = (error: Error) => {
+      lost ??= error;
+    };
+    client.on('error', onError);
+    const run = async (text: string, params?: readonly unknown[]) => {
+      this.statementCount++;
+      try {
+        return await traced(this.kind, text, () => client.query(text, params as unknown[] | undefined));
+      } catch (error) {
+        if (isDatabaseUnavailable(error)) lost ??= error;
+        throw this.classify(error);
+      }
+    };
     const tx: Queryable = {
-      query: async <R extends object>(text: string, params?: readonly unknown[]) => {
-        this.statementCount++;
-        return (await traced(this.kind, text, () => client.query(text, params as unknown[] | undefined))).rows as R[];
-      },
+      query: async <R extends object>(text: string, params?: readonly unknown[]) => (await run(text, params)).rows as R[],
     };
     try {
-      await client.query('BEGIN');
+      await run('BEGIN');
       const value = await fn(tx);
-      await client.query('COMMIT');
+      await run('COMMIT');
       return value;
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
+      // A lost connection has rolled back on the server; a failed ROLLBACK leaves the client unusable.
+      if (lost === undefined) await client.query('ROLLBACK').catch((rollbackError: unknown) => (lost = rollbackError));
+      throw this.classify(error);
     } finally {
-      client.release();
+      client.off('error', onError);
+      // Released with the error, the pool discards the client instead of handing a dead connection to the next caller.
+      client.release(lost === undefined ? undefined : lost instanceof Error ? lost : new Error(String(lost)));
     }
   }
 
   async exec(script: string): Promise<void> {
     this.statementCount++;
-    await this.pool.query(script);
+    try {
+      await this.pool.query(script);
+    } catch (error) {
+      throw this.classify(error);
+    }
+  }
+
+  async ping(): Promise<void> {
+    this.probePool ??= this.newProbePool();
+    try {
+      await this.probePool.query('SELECT 1');
+    } catch (error) {
+      throw this.classify(error);
+    }
+  }
+
+  /** One connection of its own for ping, with short deadlines. */
+  private newProbePool(): pg.Pool {
+    const pool = new pg.Pool({
+      connectionString: this.url,
+      max: 1,
+      connectionTimeoutMillis: PING_CONNECT_TIMEOUT_MS,
+      query_timeout: PING_QUERY_TIMEOUT_MS,
+      idleTimeoutMillis: 30_000,
+    });
+    pool.on('error', () => undefined);
+    return pool;
   }
 
   private closing: Promise<void> | undefined;
 
   /** Idempotent: a second close waits for the first. */
   close(): Promise<void> {
-    this.closing ??= this.pool.end();
+    this.closing ??= Promise.all([this.pool.end(), this.probePool?.end()]).then(() => undefined);
     return this.closing;
   }
 }
@@ -120,7 +203,10 @@ class EmbeddedDatabase implements Database {
   readonly kind = 'pglite';
   statementCount = 0;
 
-  constructor(private readonly db: PGlite) {}
+  constructor(
+    private readonly db: PGlite,
+    readonly name: string | undefined,
+  ) {}
 
   async query<R extends object>(text: string, params?: readonly unknown[]): Promise<R[]> {
     this.statementCount++;
@@ -143,6 +229,10 @@ class EmbeddedDatabase implements Database {
     await this.db.exec(script);
   }
 
+  async ping(): Promise<void> {
+    await this.db.query('SELECT 1');
+  }
+
   private closing: Promise<void> | undefined;
 
   /** Idempotent: a second close waits for the first. */
@@ -154,14 +244,19 @@ class EmbeddedDatabase implements Database {
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.url) {
-    const db = new PostgresDatabase(options.url, options.poolSize ?? 10);
-    await db.query('SELECT 1');
+    const db = new PostgresDatabase(options.url, options.poolSize ?? 10, options.name, options.connectionTimeoutMs ?? 5_000);
+    try {
+      await db.query('SELECT 1');
+    } catch (error) {
+      await db.close();
+      throw error;
+    }
     return db;
   }
   const dataDir = options.dataDir ?? 'memory://';
   if (!dataDir.startsWith('memory://')) await mkdir(dataDir, { recursive: true });
   const lite = await PGlite.create(dataDir);
-  return new EmbeddedDatabase(lite);
+  return new EmbeddedDatabase(lite, options.name);
 }
 
 /** Where embedded databases live when no directory is configured: `<repo>/.data/<name>`. */

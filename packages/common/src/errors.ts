@@ -6,6 +6,8 @@ export const ErrorCode = {
   NotFound: 'NOT_FOUND',
   Conflict: 'CONFLICT',
   Internal: 'INTERNAL_SERVER_ERROR',
+  /** A dependency (the database) is down for now; the same request may succeed in a few seconds. */
+  ServiceUnavailable: 'SERVICE_UNAVAILABLE',
 } as const;
 
 /** Invalid input: names the offending field so a frontend can point at it. */

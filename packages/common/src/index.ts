@@ -1,5 +1,6 @@
 export * from './config.js';
 export * from './db.js';
+export * from './database-unavailable.js';
 export * from './demo-data.js';
 export * from './errors.js';
 export * from './http.js';
@@ -14,6 +15,7 @@ export * from './redis.js';
 export * from './events.js';
 export * from './push-stream.js';
 export * from './queues.js';
+export * from './worker-pause.js';
 export * from './identity.js';
 export * from './auth.js';
 export * from './password.js';

@@ -88,10 +88,10 @@ export function readSubgraphConfig(
 
 /** Opens the subgraph's database and brings its schema up to date. */
 export async function prepareDatabase(
-  definition: Pick<SubgraphDefinition<BaseContext>, 'migrations'>,
+  definition: Pick<SubgraphDefinition<BaseContext>, 'migrations'> & { name?: string },
   config: Pick<SubgraphConfig, 'databaseUrl' | 'dataDir'>,
 ): Promise<{ db: Database; applied: string[] }> {
-  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, name: definition.name });
   try {
     return { db, applied: await migrate(db, definition.migrations) };
   } catch (error) {
@@ -137,7 +137,8 @@ export async function serveSubgraph<TContext extends BaseContext, TRuntime exten
     }
   };
   const routes = options.runtime?.routes;
-  const probes = probeRoutes({ database: () => db.query('SELECT 1'), ...options.runtime?.readiness });
+  // ping uses a connection of its own with short deadlines: a database that is down fails it within about a second.
+  const probes = probeRoutes({ database: () => db.ping(), ...options.runtime?.readiness });
   const http = await listen(
     graphqlRequestListener(apollo, {
       log: options.log,

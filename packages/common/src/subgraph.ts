@@ -8,6 +8,7 @@ import {
 } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { ErrorCode } from './errors.js';
+import { databaseUnavailableCause } from './database-unavailable.js';
 import { operationSpanPlugin } from './telemetry.js';
 
 type LegacyModule = Extract<Parameters<typeof buildSubgraphSchema>[0], { resolvers?: unknown }>;
@@ -30,7 +31,7 @@ const KNOWN_CODES = new Set<string>([
   'UNAUTHENTICATED',
   'FORBIDDEN',
   'SUBGRAPH_UNAVAILABLE',
-  'SERVICE_UNAVAILABLE',
+  ErrorCode.ServiceUnavailable,
   'INVALID_TRANSITION',
   'SUBSCRIPTION_SCHEMA_RELOADED',
   'SUBSCRIPTION_FAILED',
@@ -44,10 +45,25 @@ const KNOWN_CODES = new Set<string>([
 
 /**
  * In production, errors that are not deliberate client errors lose their message
- * and details, so SQL, stack traces and host names never reach a client.
+ * and details, so SQL, stack traces and host names never reach a client. A database that is down or restarting
+ * (a DatabaseUnavailableError behind the error) is SERVICE_UNAVAILABLE with a retry hint, in every mode.
  */
 export function formatError(production: boolean) {
-  return (formatted: GraphQLFormattedError): GraphQLFormattedError => {
+  return (formatted: GraphQLFormattedError, error?: unknown): GraphQLFormattedError => {
+    const unavailable = error === undefined ? undefined : databaseUnavailableCause(error);
+    if (unavailable) {
+      const { stacktrace, ...rest } = formatted.extensions ?? {};
+      return {
+        message: unavailable.clientMessage,
+        ...(formatted.locations ? { locations: formatted.locations } : {}),
+        ...(formatted.path ? { path: formatted.path } : {}),
+        extensions: {
+          ...(production ? {} : { ...rest, stacktrace }),
+          code: ErrorCode.ServiceUnavailable,
+          retryAfterSeconds: unavailable.retryAfterSeconds,
+        },
+      };
+    }
     const code = formatted.extensions?.code;
     if (!production) return formatted;
     if (typeof code === 'string' && KNOWN_CODES.has(code)) {

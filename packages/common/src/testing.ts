@@ -22,7 +22,7 @@ export interface TestDatabase {
 export async function createTestDatabase(label: string): Promise<TestDatabase> {
   const adminUrl = process.env.TEST_DATABASE_URL;
   if (!adminUrl) {
-    const db = await openDatabase({ dataDir: 'memory://' });
+    const db = await openDatabase({ dataDir: 'memory://', name: label });
     return { db, drop: () => db.close() };
   }
   const name = `shop_test_${label.replace(/\W/g, '_')}_${randomBytes(4).toString('hex')}`;
@@ -35,7 +35,7 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
   }
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
-  const db = await openDatabase({ url: url.toString(), poolSize: 5 });
+  const db = await openDatabase({ url: url.toString(), poolSize: 5, name: label });
   return {
     db,
     url: url.toString(),

@@ -90,6 +90,7 @@ function racing(db: Database, interfere: () => Promise<void>): Database & { stat
   const statements: string[] = [];
   return {
     kind: db.kind,
+    name: db.name,
     statements,
     get statementCount() {
       return db.statementCount;
@@ -102,6 +103,7 @@ function racing(db: Database, interfere: () => Promise<void>): Database & { stat
     },
     transaction: (fn) => db.transaction(fn),
     exec: (script) => db.exec(script),
+    ping: () => db.ping(),
     close: () => db.close(),
   };
 }

@@ -49,7 +49,7 @@ main('notification worker', async () => {
     log.info('no USERS_DATABASE_URL: the users subgraph runs the notification worker in its process; idle here');
     return;
   }
-  const db = await openDatabase({ url: config.databaseUrl });
+  const db = await openDatabase({ url: config.databaseUrl, name: users.name });
   stopWork = () => db.close();
   try {
     // Idempotent and locked against the subgraph doing the same, so the worker may start first.

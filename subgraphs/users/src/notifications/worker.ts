@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { EntityInvalidator, createRedis, withJobContext, type Database, type Logger } from '@shop/common';
+import { EntityInvalidator, createRedis, pauseWorkerWhileDatabaseDown, withJobContext, type Database, type Logger } from '@shop/common';
 import { notificationTarget, recordNotification } from '../db.js';
 import { readNotificationWorkerConfig, type NotificationWorkerConfig } from './config.js';
 import { InvalidNotificationJob, NOTIFICATIONS_QUEUE, parseNotificationJob } from './jobs.js';
@@ -125,6 +125,8 @@ export async function startNotificationWorker(
     if (final) log.error(details, 'notification failed for good; it stays in the failed set until retried');
     else log.warn(details, 'notification failed; will retry');
   });
+  // While the users database is down the worker waits instead of failing job after job.
+  const databaseWatch = pauseWorkerWhileDatabaseDown(worker, db, log);
   worker.on('completed', (job, result: NotificationResult) =>
     log.debug({ jobId: job.id, name: job.name, delivered: result.delivered }, 'notification done'),
   );
@@ -132,6 +134,7 @@ export async function startNotificationWorker(
   try {
     await worker.waitUntilReady();
   } catch (error) {
+    databaseWatch.stop();
     await worker.close(true).catch(() => undefined);
     connection.disconnect();
     await ownTransport?.close();
@@ -148,6 +151,7 @@ export async function startNotificationWorker(
     transport,
     close(force = false) {
       closing ??= (async () => {
+        databaseWatch.stop();
         await worker.close(force);
         connection.disconnect();
         await ownTransport?.close();
