@@ -88,6 +88,7 @@ export function readRouterConfig(argv: string[] = process.argv.slice(2), env: No
       timeoutsMs: readSubgraphTimeouts(env),
       breakerFailures: readInt(env, 'SUBGRAPH_BREAKER_FAILURES', 5, 0),
       breakerCooldownMs: readInt(env, 'SUBGRAPH_BREAKER_COOLDOWN_MS', 5_000, 1),
+      breakerCheckMs: readInt(env, 'SUBGRAPH_BREAKER_CHECK_MS', 250, 0, 60_000),
       retries: readInt(env, 'SUBGRAPH_RETRIES', 1, 0, 3),
       retryDelayMs: readInt(env, 'SUBGRAPH_RETRY_DELAY_MS', 50, 0, 10_000),
       dedup: readBool(env, 'SUBGRAPH_DEDUP', true),

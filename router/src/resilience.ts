@@ -9,8 +9,13 @@ export interface ResilienceConfig {
   timeoutsMs: Record<string, number>;
   /** Consecutive failed fetches (network error, timeout, 5xx) that open a subgraph's breaker; 0 turns it off. */
   breakerFailures: number;
-  /** How long an open breaker fails fast before it lets one probe fetch through. */
+  /** Longest an open breaker fails fast before it lets one probe fetch through. */
   breakerCooldownMs: number;
+  /**
+   * While a breaker is open, how often the subgraph's `/health` is asked (in the background, one check at a time):
+   * once it answers, the next fetch is the probe, without waiting out the cooldown. 0 or absent: the cooldown only.
+   */
+  breakerCheckMs?: number;
   /** Retries of a query whose connection failed before any answer (never of a mutation). */
   retries: number;
   /** Base delay before a retry; each retry waits 0.5 to 1.5 times it. */
@@ -46,13 +51,17 @@ export interface ResilienceEvents {
 
 /**
  * Closed: fetches go through and consecutive failures are counted. Open (after `threshold` of them):
- * fetches fail at once for `cooldownMs`. Then the next fetch is a probe (half-open) while the others keep
- * failing fast; the probe's success closes the breaker, its failure opens it again.
+ * fetches fail at once for `cooldownMs`, or until `allowProbe()` (the subgraph answers its health check). Then
+ * the next fetch is a probe (half-open) while the others keep failing fast; the probe's success closes the
+ * breaker, its failure opens it again.
  */
 export class CircuitBreaker {
   private current: BreakerState = 'closed';
   private failures = 0;
   private openedAt = 0;
+  private probeAllowed = false;
+  /** Times it opened since it was last closed: the health checks of a subgraph that keeps failing back off. */
+  private opens = 0;
 
   constructor(
     private readonly threshold: number,
@@ -68,7 +77,8 @@ export class CircuitBreaker {
   /** Whether a fetch may go out now; `probe` marks the one that decides a half-open breaker. */
   acquire(): { allowed: boolean; probe: boolean } {
     if (this.threshold === 0 || this.current === 'closed') return { allowed: true, probe: false };
-    if (this.current === 'open' && this.now() - this.openedAt >= this.cooldownMs) {
+    if (this.current === 'open' && (this.probeAllowed || this.now() - this.openedAt >= this.cooldownMs)) {
+      this.probeAllowed = false;
       this.move('half-open');
       return { allowed: true, probe: true };
     }
@@ -79,6 +89,7 @@ export class CircuitBreaker {
     if (this.current === 'closed') this.failures = 0;
     else if (probe) {
       this.failures = 0;
+      this.opens = 0;
       this.move('closed');
     }
     // A fetch started before the breaker opened that ends well decides nothing: the probe does.
@@ -88,8 +99,20 @@ export class CircuitBreaker {
     if (this.threshold === 0) return;
     if (probe || (this.current === 'closed' && ++this.failures >= this.threshold)) {
       this.openedAt = this.now();
+      this.probeAllowed = false;
+      this.opens++;
       this.move('open');
     }
+  }
+
+  /** An open breaker lets the next fetch through as the probe, before the end of its cooldown. */
+  allowProbe(): void {
+    if (this.current === 'open') this.probeAllowed = true;
+  }
+
+  /** Times it opened in a row without a successful probe (0 while closed). */
+  get consecutiveOpens(): number {
+    return this.opens;
   }
 
   private move(state: BreakerState): void {
@@ -137,6 +160,9 @@ function isConnectionError(error: unknown): boolean {
 export class SubgraphResilience {
   private readonly breakers = new Map<string, CircuitBreaker>();
   private readonly inFlight = new Map<string, Promise<SubgraphAnswer>>();
+  /** The pending health check of each subgraph whose breaker is open. */
+  private readonly checks = new Map<string, NodeJS.Timeout>();
+  private closed = false;
 
   constructor(
     private readonly config: ResilienceConfig,
@@ -198,15 +224,67 @@ export class SubgraphResilience {
     try {
       snapshot = await this.attempt(subgraph, url, init, signal, query ? this.config.retries : 0);
     } catch (error) {
-      breaker.failed(probe);
+      this.failed(subgraph, url, breaker, probe);
       // Whichever fetch is used, a missed deadline surfaces as the deadline's own TimeoutError.
       throw signal.aborted ? (signal.reason as Error) : error;
     } finally {
       clear();
     }
-    if (snapshot.status >= 500) breaker.failed(probe);
+    if (snapshot.status >= 500) this.failed(subgraph, url, breaker, probe);
     else breaker.succeeded(probe);
     return snapshot;
+  }
+
+  private failed(subgraph: string, url: string, breaker: CircuitBreaker, probe: boolean): void {
+    breaker.failed(probe);
+    if (breaker.state === 'open') this.watch(subgraph, url, breaker);
+  }
+
+  /**
+   * While the breaker is open, asks the subgraph's `/health` every `breakerCheckMs` (doubling after each failed
+   * probe, up to the cooldown): any answer below 500 means the process is back, and the next fetch is the probe.
+   */
+  private watch(subgraph: string, url: string, breaker: CircuitBreaker): void {
+    const every = this.config.breakerCheckMs ?? 0;
+    if (every <= 0 || this.closed || this.checks.has(subgraph)) return;
+    const health = new URL('/health', url).href;
+    const wait = Math.min(every * 2 ** Math.min(breaker.consecutiveOpens - 1, 10), this.config.breakerCooldownMs);
+    const timeoutMs = Math.min(this.config.timeoutsMs[subgraph] ?? this.config.timeoutMs, 1_000);
+    const check = async () => {
+      let up = false;
+      const { signal, clear } = deadline(timeoutMs);
+      try {
+        const response = await this.fetchImpl(health, { method: 'GET', signal });
+        await response.text();
+        up = response.status < 500;
+      } catch {
+        // Not reachable yet.
+      } finally {
+        clear();
+      }
+      if (this.closed || breaker.state !== 'open') {
+        this.checks.delete(subgraph);
+      } else if (up) {
+        this.checks.delete(subgraph);
+        breaker.allowProbe();
+        this.log.info({ subgraph }, 'subgraph answers its health check: the next fetch is a probe');
+      } else {
+        schedule();
+      }
+    };
+    const schedule = () => {
+      const timer = setTimeout(() => void check(), wait);
+      timer.unref();
+      this.checks.set(subgraph, timer);
+    };
+    schedule();
+  }
+
+  /** Stops the health checks of open breakers (on shutdown). */
+  close(): void {
+    this.closed = true;
+    for (const timer of this.checks.values()) clearTimeout(timer);
+    this.checks.clear();
   }
 
   private async attempt(

@@ -201,6 +201,7 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
       await inFlight.drain(graceMs);
       await subscriptions.close();
       await apollo.stop();
+      resilience.close();
       redis?.disconnect();
     },
   };

@@ -21,6 +21,8 @@ beforeAll(async () => {
   router = await startRouter(COMMITTED_SUPERGRAPH, urls, undefined, {
     SUBGRAPH_BREAKER_FAILURES: '3',
     SUBGRAPH_BREAKER_COOLDOWN_MS: String(COOLDOWN_MS),
+    // No health checks: these tests count every connection to inventory, and check the cooldown's bound.
+    SUBGRAPH_BREAKER_CHECK_MS: '0',
   });
   admin = await stack.auth('admin');
 });
@@ -289,5 +291,58 @@ describe('retries and deduplication through the router', () => {
     } finally {
       inventoryProxy.mode = 'answer';
     }
+  });
+});
+
+describe('a subgraph restarted while its breaker is open', () => {
+  let health: Awaited<ReturnType<typeof startRouter>>;
+  let instance: RunningSubgraph | undefined;
+  const product = shop.products[3]!;
+  const query = 'query($p: ID!) { product(id: $p) { name stock } }';
+  const serveInventory = (port: number) =>
+    serveSubgraph(inventory, stack.subgraphs.inventory.db, { port, host: '127.0.0.1', production: false, log: createLogger('inventory', 'silent') });
+
+  beforeAll(async () => {
+    instance = await serveInventory(0);
+    const urls = Object.fromEntries(Object.entries(stack.subgraphs).map(([name, s]) => [name, s.url]));
+    health = await startRouter(
+      COMMITTED_SUPERGRAPH,
+      { ...urls, inventory: instance.http.url },
+      undefined,
+      // A cooldown far longer than the test: only the health checks can let traffic back in time.
+      { SUBGRAPH_BREAKER_FAILURES: '3', SUBGRAPH_BREAKER_COOLDOWN_MS: '30000', SUBGRAPH_BREAKER_CHECK_MS: '250' },
+    );
+  });
+  afterAll(async () => {
+    await health?.stop();
+    await instance?.stop();
+  });
+
+  it('is used again within a second of coming back, long before the cooldown ends', async () => {
+    const port = instance!.http.port;
+    expect((await graphql(health.url, query, { p: product.id })).data).toEqual({ product: { name: product.name, stock: product.stock } });
+    await instance!.stop();
+    instance = undefined;
+    await until('the breaker to open', async () => {
+      const res = await graphql(health.url, query, { p: product.id });
+      expect(res.data).toEqual({ product: null });
+      return health.router.resilience.states().inventory === 'open';
+    });
+    // Down for a while: the checks find nothing and the breaker stays open.
+    await delay(600);
+    expect(health.router.resilience.states().inventory).toBe('open');
+
+    instance = await serveInventory(port);
+    const back = performance.now();
+    await until(
+      'inventory to be used again',
+      async () => (await graphql(health.url, query, { p: product.id })).data?.product != null,
+      5_000,
+    );
+    expect(performance.now() - back).toBeLessThan(1_000);
+    const res = await graphql(health.url, query, { p: product.id });
+    expect(res.errors).toBeUndefined();
+    expect(res.data).toEqual({ product: { name: product.name, stock: product.stock } });
+    expect(health.router.resilience.states().inventory).toBe('closed');
   });
 });

@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '@shop/common';
-import { CircuitOpenError, SubgraphResilience, type ResilienceConfig } from '../src/resilience.js';
+import { CircuitBreaker, CircuitOpenError, SubgraphResilience, type ResilienceConfig } from '../src/resilience.js';
 import { isQueryText } from '../src/datasource.js';
 import { createHttpFetch } from '../src/http-fetch.js';
 import { startUpstream, type Upstream } from './upstream.js';
@@ -134,6 +134,57 @@ describe.each([
       expect(resilience.states()).toEqual({ inventory: 'open', products: 'closed' });
     });
 
+    it('lets the probe through as soon as the subgraph answers its health check, long before the cooldown', async () => {
+      const target = await upstream();
+      const resilience = resilienceWith(settings({ retries: 0, breakerCooldownMs: 30_000, breakerCheckMs: 50 }));
+      const fetcher = fetcherOf(resilience, 'inventory');
+      // Health checks are the GETs: no body.
+      const healthChecks = () => target.arrivals.filter((arrival) => arrival.body === '').length;
+      try {
+        target.mode = 'drop';
+        for (let i = 0; i < 3; i++) await expect(fetcher(target.url, post(QUERY))).rejects.toThrow();
+        expect(resilience.states()).toEqual({ inventory: 'open' });
+        await delay(300);
+        // Checked in the background, one at a time, while it stays down; fetches still fail fast.
+        expect(healthChecks()).toBeGreaterThanOrEqual(2);
+        expect(healthChecks()).toBeLessThanOrEqual(7);
+        await expect(fetcher(target.url, post(QUERY))).rejects.toBeInstanceOf(CircuitOpenError);
+
+        target.mode = 'answer';
+        const back = performance.now();
+        let answer: Awaited<ReturnType<ReturnType<typeof fetcherOf>>> | undefined;
+        while (!answer) {
+          answer = await fetcher(target.url, post(QUERY)).catch((error: unknown) => {
+            expect(error).toBeInstanceOf(CircuitOpenError);
+            return undefined;
+          });
+          if (!answer) await delay(10);
+        }
+        expect(performance.now() - back).toBeLessThan(1_000);
+        expect(await answer.json()).toEqual(ANSWER);
+        expect(resilience.states()).toEqual({ inventory: 'closed' });
+        // Closed: no more checks.
+        const checked = healthChecks();
+        await delay(200);
+        expect(healthChecks()).toBe(checked);
+      } finally {
+        resilience.close();
+      }
+    });
+
+    it('stops checking when closed (router shutdown)', async () => {
+      const target = await upstream();
+      const resilience = resilienceWith(settings({ retries: 0, breakerCooldownMs: 30_000, breakerCheckMs: 30 }));
+      target.mode = 'drop';
+      for (let i = 0; i < 3; i++) await expect(fetcherOf(resilience, 'inventory')(target.url, post(QUERY))).rejects.toThrow();
+      await delay(100);
+      resilience.close();
+      await delay(50);
+      const arrived = target.arrivals.length;
+      await delay(200);
+      expect(target.arrivals).toHaveLength(arrived);
+    });
+
     it('stays closed when turned off (0 failures)', async () => {
       const target = await upstream();
       target.mode = 'drop';
@@ -258,6 +309,33 @@ describe.each([
       await Promise.all(calls);
       expect(target.arrivals).toHaveLength(2);
     });
+  });
+});
+
+describe('CircuitBreaker', () => {
+  it('goes half-open at the first fetch after allowProbe, before the cooldown, and only when open', () => {
+    let now = 0;
+    const breaker = new CircuitBreaker(2, 30_000, undefined, () => now);
+    breaker.allowProbe();
+    breaker.failed(false);
+    breaker.failed(false);
+    expect(breaker.state).toBe('open');
+    expect(breaker.consecutiveOpens).toBe(1);
+    now = 1_000;
+    expect(breaker.acquire()).toEqual({ allowed: false, probe: false });
+    breaker.allowProbe();
+    expect(breaker.acquire()).toEqual({ allowed: true, probe: true });
+    expect(breaker.state).toBe('half-open');
+    expect(breaker.acquire()).toEqual({ allowed: false, probe: false });
+    // A failed probe opens it for a whole cooldown again, unless the next check allows a probe.
+    breaker.failed(true);
+    expect(breaker.consecutiveOpens).toBe(2);
+    expect(breaker.acquire()).toEqual({ allowed: false, probe: false });
+    now = 31_000;
+    expect(breaker.acquire()).toEqual({ allowed: true, probe: true });
+    breaker.succeeded(true);
+    expect(breaker.state).toBe('closed');
+    expect(breaker.consecutiveOpens).toBe(0);
   });
 });
 
