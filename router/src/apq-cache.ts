@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { Logger } from '@shop/common';
+import { OutageLog, type Logger } from '@shop/common';
 
 /**
  * Apollo Server's persisted-query cache in Redis, shared by every router
@@ -8,17 +8,23 @@ import type { Logger } from '@shop/common';
  * slows clients down but never fails them.
  */
 export class RedisQueryCache {
+  private readonly outage: OutageLog;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    private readonly log: Logger,
-  ) {}
+    log: Logger,
+  ) {
+    this.outage = new OutageLog(log, 'persisted query cache in Redis (misses meanwhile)');
+  }
 
   async get(key: string): Promise<string | undefined> {
     try {
-      return (await this.redis.get(this.prefix + key)) ?? undefined;
+      const value = (await this.redis.get(this.prefix + key)) ?? undefined;
+      this.outage.succeeded();
+      return value;
     } catch (error) {
-      this.log.warn({ err: error }, 'persisted query cache read failed; treated as a miss');
+      this.outage.failed(error);
       return undefined;
     }
   }
@@ -28,7 +34,7 @@ export class RedisQueryCache {
       if (options?.ttl) await this.redis.set(this.prefix + key, value, 'EX', options.ttl);
       else await this.redis.set(this.prefix + key, value);
     } catch (error) {
-      this.log.warn({ err: error }, 'persisted query cache write failed');
+      this.outage.failed(error);
     }
   }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Redis } from 'ioredis';
-import type { Logger } from '@shop/common';
+import { OutageLog, type Logger } from '@shop/common';
 
 /**
  * Sliding-window log in a Redis sorted set per client: entries older than the
@@ -45,10 +45,12 @@ function clientOf(req: IncomingMessage, trustProxy: boolean): string {
 /**
  * A route guard for the GraphQL path: over the limit, HTTP 429 with
  * `Retry-After` and a `RATE_LIMITED` error. When Redis cannot be asked, requests
- * are let through (and logged): the limiter protects the graph, it must not take it down.
+ * are let through (the outage is logged): the limiter protects the graph, it must not take it down.
  */
 export function rateLimiter(options: RateLimitOptions) {
-  return async (req: IncomingMessage, res: ServerResponse, request?: { log: Logger }): Promise<boolean> => {
+  // One line when Redis goes and one when it is back, not one per request let through.
+  const outage = new OutageLog(options.log, 'rate limit checks in Redis (requests let through meanwhile)');
+  return async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
     if (req.method === 'OPTIONS' || !req.url?.startsWith(options.path)) return false;
     const client = clientOf(req, options.trustProxy);
     let allowed: number;
@@ -63,9 +65,10 @@ export function rateLimiter(options: RateLimitOptions) {
         randomBytes(6).toString('hex'),
       )) as [number, number];
     } catch (error) {
-      (request?.log ?? options.log).warn({ err: error }, 'rate limit check failed; request let through');
+      outage.failed(error);
       return false;
     }
+    outage.succeeded();
     if (allowed === 1) return false;
     const retryAfter = Math.max(1, Math.ceil(retryMs / 1000));
     res.statusCode = 429;

@@ -157,7 +157,7 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     log,
     corsOrigins: config.corsOrigins,
     bodyLimitBytes: config.bodyLimitBytes,
-    routes: async (req, res, request) => (await probes(req, res)) || (await metricsRoute(req, res)) || (await limit(req, res, request)),
+    routes: async (req, res) => (await probes(req, res)) || (await metricsRoute(req, res)) || (await limit(req, res)),
     // An invalid bearer token refuses the request (401 UNAUTHENTICATED); none is an anonymous caller.
     context: async ({ req, requestId, log: requestLog }) => ({
       requestId,

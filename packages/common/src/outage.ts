@@ -23,7 +23,7 @@ export class OutageLog {
     this.failures++;
     if (this.since !== undefined) return;
     this.since = Date.now();
-    this.log.warn({ err: error }, `${this.what} is failing; retrying quietly until it is back`);
+    this.log.warn({ err: error }, `${this.what} is failing; retried quietly until it answers again`);
   }
 
   succeeded(): void {

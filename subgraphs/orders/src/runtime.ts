@@ -15,6 +15,7 @@ import {
   type SubgraphRuntime,
 } from '@shop/common';
 import { CatalogClient } from './catalog.js';
+import { IdempotencyKeyPruner } from './key-pruner.js';
 import { readOrdersConfig, type OrdersConfig } from './config.js';
 import type { LifecycleDeps } from './lifecycle.js';
 import { NOTIFICATIONS_QUEUE, RESERVATIONS_QUEUE, RESERVATION_RESULTS_QUEUE } from './messages.js';
@@ -65,6 +66,9 @@ export async function startOrdersRuntime(db: Database, env: NodeJS.ProcessEnv, l
   relay.start();
   const reconciler = new OutboxReconciler({ service: 'orders', db, queues, log, ...readReconcilerConfig(env) });
   reconciler.start();
+  // Deletes placeOrder idempotency keys past ORDERS_IDEMPOTENCY_TTL_HOURS, a few hundred rows at a time, every few minutes.
+  const keyPruner = new IdempotencyKeyPruner({ db, ttlHours: config.idempotencyTtlHours, log });
+  keyPruner.start();
 
   const catalog = new CatalogClient({
     usersUrl: config.usersUrl,
@@ -108,6 +112,7 @@ export async function startOrdersRuntime(db: Database, env: NodeJS.ProcessEnv, l
       events.close();
       await closeWorker(worker, consumer);
       await reconciler.stop();
+      await keyPruner.stop();
       await relay.stop();
       await Promise.all(Object.values(queues).map((queue) => queue.close()));
       consumer.disconnect();
