@@ -6,6 +6,7 @@ import {
   SAGA_JOB_OPTIONS,
   closeWorker,
   createRedis,
+  pauseWorkerWhileDatabaseDown,
   readReconcilerConfig,
   throttledWarn,
   withJobContext,
@@ -53,6 +54,8 @@ export async function startInventoryRuntime(db: Database, env: NodeJS.ProcessEnv
   worker.on('failed', (job, error) => {
     log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: error }, 'reservation job failed');
   });
+  // While the inventory database is down the worker waits instead of failing job after job.
+  const databaseWatch = pauseWorkerWhileDatabaseDown(worker, db, log);
 
   return {
     config,
@@ -63,6 +66,7 @@ export async function startInventoryRuntime(db: Database, env: NodeJS.ProcessEnv
     invalidator: new EntityInvalidator('inventory', producer, prefix, log),
     readiness: { redis: () => producer.ping() },
     async stop() {
+      databaseWatch.stop();
       await closeWorker(worker, consumer);
       await reconciler.stop();
       await relay.stop();

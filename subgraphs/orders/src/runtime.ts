@@ -7,6 +7,7 @@ import {
   SAGA_JOB_OPTIONS,
   closeWorker,
   createRedis,
+  pauseWorkerWhileDatabaseDown,
   readReconcilerConfig,
   throttledWarn,
   withJobContext,
@@ -95,6 +96,8 @@ export async function startOrdersRuntime(db: Database, env: NodeJS.ProcessEnv, l
   worker.on('failed', (job, error) => {
     log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: error }, 'reservation result job failed');
   });
+  // While the orders database is down the worker waits instead of failing job after job.
+  const databaseWatch = pauseWorkerWhileDatabaseDown(worker, db, log);
 
   const events = new RedisEvents(createRedis(redisUrl, log, { blocking: true, name: 'orders-events' }), log);
 
@@ -110,6 +113,7 @@ export async function startOrdersRuntime(db: Database, env: NodeJS.ProcessEnv, l
     readiness: { redis: () => producer.ping() },
     async stop() {
       events.close();
+      databaseWatch.stop();
       await closeWorker(worker, consumer);
       await reconciler.stop();
       await keyPruner.stop();
