@@ -29,6 +29,8 @@ export interface RouterConfig extends ServiceConfig {
   safelistPath: string | undefined;
   /** The `_entities` cache in memory, checked against entity generations in Redis (needs REDIS_URL). */
   entityCache: EntityCacheConfig;
+  /** Error codes of subgraphs of another graph that production lets through (PUBLIC_ERROR_CODES, comma-separated). */
+  publicErrorCodes: string[];
   /** Access tokens (JWT_SECRET or JWT_JWKS_URL, JWT_ISSUER, JWT_AUDIENCE) and the identity key (IDENTITY_SECRET). */
   auth: RouterAuthConfig;
 }
@@ -50,6 +52,14 @@ function readSubgraphTimeouts(env: NodeJS.ProcessEnv): Record<string, number> {
     if (match) timeouts[match[1]!.toLowerCase()] = readInt(env, key, 0, 1);
   }
   return timeouts;
+}
+
+/** A comma-separated list of error codes (`[A-Z][A-Z0-9_]*`). */
+function readCodeList(env: NodeJS.ProcessEnv, name: string): string[] {
+  const codes = (readOptional(env, name) ?? '').split(',').map((c) => c.trim()).filter(Boolean);
+  const bad = codes.find((c) => !/^[A-Z][A-Z0-9_]*$/.test(c));
+  if (bad !== undefined) throw new ConfigError(`${name}: "${bad}" is not an error code (upper case letters, digits, _)`);
+  return codes;
 }
 
 /** A file path from the environment, relative to where the user ran npm (INIT_CWD). */
@@ -100,6 +110,7 @@ export function readRouterConfig(argv: string[] = process.argv.slice(2), env: No
       redisTimeoutMs: readInt(env, 'ENTITY_CACHE_REDIS_TIMEOUT_MS', 100, 1),
     },
     safelistPath: optionalPath(env, 'PERSISTED_QUERIES_SAFELIST'),
+    publicErrorCodes: readCodeList(env, 'PUBLIC_ERROR_CODES'),
     auth: readRouterAuth(env),
     redisUrl: readUrl(env, 'REDIS_URL', ['redis:', 'rediss:']),
     keyPrefix: readString(env, 'QUEUE_PREFIX', 'shop'),

@@ -7,7 +7,9 @@ import { CircuitOpenError, type SubgraphAnswer, type SubgraphResilience } from '
 import { ENTITY_CACHE_HEADER } from '@shop/common';
 import type { EntityCache, EntityFetchAnswer } from './entity-cache.js';
 
-export const SUBGRAPH_UNAVAILABLE = 'SUBGRAPH_UNAVAILABLE';
+import { RouterErrorCode } from './error-codes.js';
+
+export const SUBGRAPH_UNAVAILABLE = RouterErrorCode.SubgraphUnavailable;
 
 /** The fetch's document: the planner only hands it over when asked to, so parse the text (only on failure). */
 function documentOf(document: DocumentNode | undefined, query: string | undefined): DocumentNode | undefined {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Redis } from 'ioredis';
-import { OutageLog, type Logger } from '@shop/common';
+import { ErrorCode, OutageLog, type Logger } from '@shop/common';
 
 /**
  * Sliding-window log in a Redis sorted set per client: entries older than the
@@ -79,7 +79,7 @@ export function rateLimiter(options: RateLimitOptions) {
         errors: [
           {
             message: `Too many requests: at most ${options.max} every ${options.windowMs / 1000} s. Retry in ${retryAfter} s.`,
-            extensions: { code: 'RATE_LIMITED', retryAfter },
+            extensions: { code: ErrorCode.RateLimited, retryAfter },
           },
         ],
       }),

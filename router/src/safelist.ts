@@ -4,7 +4,9 @@ import { GraphQLError } from 'graphql';
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import { ConfigError } from '@shop/common';
 
-export const OPERATION_NOT_IN_SAFELIST = 'OPERATION_NOT_IN_SAFELIST';
+import { RouterErrorCode } from './error-codes.js';
+
+export const OPERATION_NOT_IN_SAFELIST = RouterErrorCode.OperationNotInSafelist;
 
 /** One operation of an Apollo persisted query manifest (what `@apollo/generate-persisted-query-manifest` writes). */
 interface ManifestOperation {

@@ -22,6 +22,7 @@ import { createAuthenticator } from './auth.js';
 import { SubgraphResilience } from './resilience.js';
 import { createHttpFetch } from './http-fetch.js';
 import { InFlightRequests } from './in-flight.js';
+import { routerPublicCodes } from './error-codes.js';
 
 export interface Router {
   apollo: ApolloServer<RouterContext>;
@@ -105,7 +106,7 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     apiSchema = schema;
     subscriptions.updateSchema(schema, coreSupergraphSdl);
   });
-  const mask = formatError(config.production);
+  const mask = formatError(config.production, routerPublicCodes(config.publicErrorCodes));
   const withLimitCodes = limitErrorFormatter(config.limits.maxTokens);
   const safelist = config.safelistPath ? Safelist.fromManifestFile(config.safelistPath) : undefined;
   if (safelist) log.info({ operations: safelist.size, path: config.safelistPath }, 'safelist mode: only registered operations run');

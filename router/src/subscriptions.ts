@@ -10,9 +10,10 @@ import { PushStream } from '@shop/common';
 import { operationKey, planCacheOf } from './plan-cache.js';
 import { SUBSCRIPTION_SHARING, SharedSubscription, stableJson, type Sharing } from './shared-subscription.js';
 import { EntityFetchBatcher, type EntityBatchOptions } from './entity-batch.js';
+import { RouterErrorCode } from './error-codes.js';
 
-export const SCHEMA_RELOADED = 'SUBSCRIPTION_SCHEMA_RELOADED';
-export const SUBSCRIPTION_FAILED = 'SUBSCRIPTION_FAILED';
+export const SCHEMA_RELOADED = RouterErrorCode.SubscriptionSchemaReloaded;
+export const SUBSCRIPTION_FAILED = RouterErrorCode.SubscriptionFailed;
 
 type Planned = {
   operationContext: ReturnType<typeof buildOperationContext>;

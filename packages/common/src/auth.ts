@@ -1,6 +1,7 @@
 import { GraphQLError } from 'graphql';
 import type { Identity } from './identity.js';
 import { stableUuid } from './ids.js';
+import { ErrorCode } from './errors.js';
 
 /**
  * Authorization rules, applied by the subgraph that owns the data. `identity` is what the router
@@ -16,12 +17,12 @@ export interface Viewer {
  */
 export function unauthenticated(message = 'Log in to do this.', httpStatus?: number): GraphQLError {
   return new GraphQLError(message, {
-    extensions: { code: 'UNAUTHENTICATED', ...(httpStatus ? { http: { status: httpStatus } } : {}) },
+    extensions: { code: ErrorCode.Unauthenticated, ...(httpStatus ? { http: { status: httpStatus } } : {}) },
   });
 }
 
 export function forbidden(message: string): GraphQLError {
-  return new GraphQLError(message, { extensions: { code: 'FORBIDDEN' } });
+  return new GraphQLError(message, { extensions: { code: ErrorCode.Forbidden } });
 }
 
 /** The caller, or UNAUTHENTICATED. */

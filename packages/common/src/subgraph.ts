@@ -7,7 +7,7 @@ import {
   ApolloServerPluginLandingPageDisabled,
 } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
-import { ErrorCode } from './errors.js';
+import { COMMON_PUBLIC_CODES, ErrorCode } from './errors.js';
 import { databaseUnavailableCause } from './database-unavailable.js';
 import { operationSpanPlugin } from './telemetry.js';
 
@@ -18,37 +18,16 @@ export function loadSchema(url: URL): string {
   return readFileSync(url, 'utf8');
 }
 
-const KNOWN_CODES = new Set<string>([
-  ErrorCode.BadUserInput,
-  ErrorCode.NotFound,
-  ErrorCode.Conflict,
-  'GRAPHQL_PARSE_FAILED',
-  'GRAPHQL_VALIDATION_FAILED',
-  'BAD_REQUEST',
-  'PERSISTED_QUERY_NOT_FOUND',
-  'PERSISTED_QUERY_NOT_SUPPORTED',
-  'OPERATION_RESOLUTION_FAILURE',
-  'UNAUTHENTICATED',
-  'FORBIDDEN',
-  'SUBGRAPH_UNAVAILABLE',
-  ErrorCode.ServiceUnavailable,
-  'INVALID_TRANSITION',
-  'SUBSCRIPTION_SCHEMA_RELOADED',
-  'SUBSCRIPTION_FAILED',
-  // The router's operation limits.
-  'QUERY_TOO_DEEP',
-  'QUERY_TOO_COMPLEX',
-  'TOO_MANY_ALIASES',
-  'TOO_MANY_ROOT_FIELDS',
-  'TOO_MANY_TOKENS',
-]);
-
 /**
  * In production, errors that are not deliberate client errors lose their message
  * and details, so SQL, stack traces and host names never reach a client. A database that is down or restarting
  * (a DatabaseUnavailableError behind the error) is SERVICE_UNAVAILABLE with a retry hint, in every mode.
+ *
+ * The public codes are the shared ones (`COMMON_PUBLIC_CODES`) and the lists of the caller's own package
+ * (`publicCodes`): each code has one home, so it cannot be public in one place and masked in another.
  */
-export function formatError(production: boolean) {
+export function formatError(production: boolean, publicCodes: Iterable<string> = []) {
+  const known = new Set<string>([...COMMON_PUBLIC_CODES, ...publicCodes]);
   return (formatted: GraphQLFormattedError, error?: unknown): GraphQLFormattedError => {
     const unavailable = error === undefined ? undefined : databaseUnavailableCause(error);
     if (unavailable) {
@@ -66,7 +45,7 @@ export function formatError(production: boolean) {
     }
     const code = formatted.extensions?.code;
     if (!production) return formatted;
-    if (typeof code === 'string' && KNOWN_CODES.has(code)) {
+    if (typeof code === 'string' && known.has(code)) {
       const { stacktrace: _omit, ...extensions } = formatted.extensions ?? {};
       return { ...formatted, extensions };
     }
@@ -83,6 +62,8 @@ export interface SubgraphServerOptions {
   /** Resolvers, typed by the generated types where they are written. */
   resolvers: object;
   production: boolean;
+  /** The subgraph's own public error codes (beyond `COMMON_PUBLIC_CODES`), kept in production. */
+  publicCodes?: readonly string[];
 }
 
 const schemas = new WeakMap<object, GraphQLSchema>();
@@ -103,7 +84,7 @@ export function createSubgraphServer<TContext extends BaseContext>(options: Subg
     // No "Did you mean ...?" in production: with introspection off, suggestions would still spell the schema out.
     hideSchemaDetailsFromClientErrors: options.production,
     includeStacktraceInErrorResponses: !options.production,
-    formatError: formatError(options.production),
+    formatError: formatError(options.production, options.publicCodes),
     // runSubgraph stops gracefully on SIGTERM; Apollo's own handler would stop the server under in-flight requests.
     stopOnTerminationSignals: false,
     // No Studio reporting from subgraphs, so no inline traces to compute.

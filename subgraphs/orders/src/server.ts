@@ -3,6 +3,7 @@ import { createContext, type Context } from './context.js';
 import { resolvers } from './resolvers.js';
 import { startOrdersRuntime, type OrdersRuntime } from './runtime.js';
 import { seed } from './seed.js';
+import { ORDERS_PUBLIC_CODES } from './error-codes.js';
 
 export const typeDefs = loadSchema(new URL('./schema.graphql', import.meta.url));
 
@@ -12,7 +13,7 @@ export const orders: SubgraphDefinition<Context, OrdersRuntime> = {
   defaultPort: 4003,
   migrations: new URL('../migrations/', import.meta.url),
   seed,
-  createServer: (production) => createSubgraphServer<Context>({ schema: typeDefs, resolvers, production }),
+  createServer: (production) => createSubgraphServer<Context>({ schema: typeDefs, resolvers, production, publicCodes: ORDERS_PUBLIC_CODES }),
   startRuntime: startOrdersRuntime,
   createContext,
 };
@@ -25,3 +26,4 @@ export {
   type OrderStatusNotification,
 } from './messages.js';
 export type { OrdersRuntime } from './runtime.js';
+export { OrdersErrorCode, ORDERS_PUBLIC_CODES } from './error-codes.js';

@@ -1,5 +1,6 @@
 import { GraphQLError } from 'graphql';
 import type { OrderStatus } from './db.js';
+import { OrdersErrorCode } from './error-codes.js';
 
 /** Where each status may lead. CONFIRMED and REJECTED are reached only through the stock reservation. */
 const NEXT: Record<OrderStatus, readonly OrderStatus[]> = {
@@ -29,7 +30,7 @@ export function canMove(from: OrderStatus, to: OrderStatus): boolean {
 export class InvalidTransitionError extends GraphQLError {
   constructor(id: string, from: OrderStatus, to: OrderStatus) {
     super(`Order ${id} is ${from}; ${CAN_ONLY[from]}. It cannot become ${to}.`, {
-      extensions: { code: 'INVALID_TRANSITION', id, status: from, requested: to },
+      extensions: { code: OrdersErrorCode.InvalidTransition, id, status: from, requested: to },
     });
     this.name = 'InvalidTransitionError';
   }
