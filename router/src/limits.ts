@@ -6,6 +6,7 @@ import {
   TokenKind,
   getNamedType,
   getNullableType,
+  isAbstractType,
   isInterfaceType,
   isListType,
   isObjectType,
@@ -23,15 +24,9 @@ import {
 } from 'graphql';
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 
-/** Refusal codes, one per limit (`extensions.code`). */
-export const LimitCode = {
-  Depth: 'QUERY_TOO_DEEP',
-  Cost: 'QUERY_TOO_COMPLEX',
-  Aliases: 'TOO_MANY_ALIASES',
-  RootFields: 'TOO_MANY_ROOT_FIELDS',
-  Tokens: 'TOO_MANY_TOKENS',
-} as const;
-export type LimitCode = (typeof LimitCode)[keyof typeof LimitCode];
+import { LimitCode } from './error-codes.js';
+
+export { LimitCode };
 
 export interface OperationLimits {
   /** Deepest nesting of fields; a root field is level 1. */
@@ -184,6 +179,11 @@ function fieldDefinition(parent: GraphQLNamedType | undefined, name: string): Gr
  * `edges` (already counted by `first`) and `estimates.listSize` for any other list.
  * `__schema` and `__type` cost nothing (the router answers them from memory).
  *
+ * A selection on an interface or union is costed per concrete type it may return: the
+ * fields, inline fragments and fragments that apply to that type (fragments expanded), and
+ * the most expensive type is the selection's cost. Each object is of one type, so
+ * `... on A { x } ... on B { y }` costs the larger of the two, not their sum.
+ *
  * `orders(first: 2) { edges { node { id } } }` costs 1 + 2 × (1 + 1 + 1) = 7.
  */
 export function operationCost(
@@ -229,24 +229,70 @@ function costOf(
     return parent?.name.endsWith('Connection') ? 1 : estimates.listSize;
   }
 
-  const typeOf = (name: string | undefined, fallback: GraphQLNamedType | undefined) => (name ? schema.getType(name) ?? undefined : fallback);
-  const fold: FragmentFold<number> = new FragmentFold(fragments, 0, (f) => cost(f.selectionSet, typeOf(f.typeCondition.name.value, undefined)));
+  /** The concrete types a selection on `type` may meet; the type itself when it is concrete (or unknown). */
+  function concreteTypes(type: GraphQLNamedType | undefined): readonly (GraphQLNamedType | undefined)[] {
+    if (!type || !isAbstractType(type)) return [type];
+    const possible = schema.getPossibleTypes(type);
+    return possible.length > 0 ? possible : [type];
+  }
 
-  function cost(set: SelectionSetNode, parent: GraphQLNamedType | undefined): number {
+  /** Whether a fragment with this type condition applies to an object of type `type`. */
+  function applies(condition: string | undefined, type: GraphQLNamedType | undefined): boolean {
+    if (condition === undefined || !type || condition === type.name) return true;
+    const conditionType = schema.getType(condition);
+    if (!conditionType || !isAbstractType(conditionType)) return false;
+    // An abstract type with no known implementation is costed as itself: let any abstract condition count.
+    return isObjectType(type) ? schema.isSubType(conditionType, type) : isAbstractType(type);
+  }
+
+  // A fragment's cost for one concrete type, computed once per (fragment, type); a cycle counts 0.
+  const memo = new Map<string, number>();
+  const visiting = new Set<string>();
+  function fragmentCost(name: string, type: GraphQLNamedType | undefined): number {
+    const key = `${name}\u0000${type?.name ?? ''}`;
+    const known = memo.get(key);
+    if (known !== undefined) return known;
+    const fragment = fragments.get(name);
+    if (!fragment || visiting.has(key) || !applies(fragment.typeCondition.name.value, type)) return 0;
+    visiting.add(key);
+    const value = costFor(fragment.selectionSet, type);
+    visiting.delete(key);
+    memo.set(key, value);
+    return value;
+  }
+
+  /** What a selection set asks of one object of type `type` (concrete, or the parent when not known). */
+  function costFor(set: SelectionSetNode, type: GraphQLNamedType | undefined): number {
     let total = 0;
     for (const selection of set.selections) {
       if (selection.kind === Kind.FIELD) {
         if (isIntrospectionRoot(selection)) continue;
-        const definition = fieldDefinition(parent, selection.name.value);
+        const definition = fieldDefinition(type, selection.name.value);
         const children = selection.selectionSet ? cost(selection.selectionSet, definition && getNamedType(definition.type)) : 0;
-        total += 1 + multiplier(selection, parent, definition) * children;
+        total += 1 + multiplier(selection, type, definition) * children;
       } else if (selection.kind === Kind.INLINE_FRAGMENT) {
-        total += cost(selection.selectionSet, typeOf(selection.typeCondition?.name.value, parent));
+        if (applies(selection.typeCondition?.name.value, type)) total += costFor(selection.selectionSet, type);
       } else {
-        total += fold.of(selection.name.value);
+        total += fragmentCost(selection.name.value, type);
       }
     }
     return total;
+  }
+
+  /**
+   * A selection set on a field of type `type`: the most expensive of the concrete types it may return. Computed once
+   * per (selection set, type), so nested abstract types cost time in proportion to the document, not to its paths.
+   */
+  const costs = new Map<SelectionSetNode, Map<string, number>>();
+  function cost(set: SelectionSetNode, type: GraphQLNamedType | undefined): number {
+    let byType = costs.get(set);
+    const known = byType?.get(type?.name ?? '');
+    if (known !== undefined) return known;
+    let max = 0;
+    for (const concrete of concreteTypes(type)) max = Math.max(max, costFor(set, concrete));
+    if (!byType) costs.set(set, (byType = new Map()));
+    byType.set(type?.name ?? '', max);
+    return max;
   }
 
   const root = schema.getRootType(operation.operation) ?? undefined;

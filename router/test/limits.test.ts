@@ -4,6 +4,7 @@ import { Supergraph } from '@apollo/federation-internals';
 import { describe, expect, it } from 'vitest';
 import { formatError } from '@shop/common';
 import { readRouterConfig } from '../src/config.js';
+import { routerPublicCodes } from '../src/error-codes.js';
 import {
   LimitCode,
   checkCost,
@@ -17,7 +18,9 @@ import {
   operationRootFields,
   tokenLimitError,
 } from '../src/limits.js';
+import { composeServices } from '@apollo/composition';
 import { COMMITTED_SUPERGRAPH } from './stack.js';
+import { MEDIA_SCHEMA, THREE_LEVELS } from './fixtures/media.js';
 import { ORDER_DETAILS } from './fixtures/operations.js';
 
 const schema = Supergraph.build(readFileSync(COMMITTED_SUPERGRAPH, 'utf8')).apiSchema().toGraphQLJSSchema();
@@ -172,6 +175,41 @@ describe('cost', () => {
     expect(checkCost(schema, fixed, fixedOperation, {}, 100)?.extensions.actual).toBe(1 + 50 * 3);
   });
 
+  it('costs a polymorphic selection per concrete type: the most expensive type, not the sum of the type conditions', () => {
+    const result = composeServices([{ name: 'media', url: 'http://127.0.0.1:1/graphql', typeDefs: parse(MEDIA_SCHEMA) }]);
+    const media = Supergraph.build(result.supergraphSdl!).apiSchema().toGraphQLJSSchema();
+    const cost = (query: string, variables: Record<string, unknown> = {}) => {
+      const document = parse(query);
+      return operationCost(media, getOperationAST(document)!, fragmentsOf(document), variables);
+    };
+    // One list of Media: a Book costs 1 + 1, a Movie 1 + 1 + 1; the list costs 1 + 20 × 3, not 1 + 20 × 5.
+    expect(cost('{ media { ... on Book { id pages } ... on Movie { id title minutes } } }')).toBe(1 + 20 * 3);
+    // Fields on the interface apply to every type, beside each type's own; a fragment on the interface too.
+    expect(cost('{ media { id ... on Book { pages } ... on Album { tracks title } ...M } } fragment M on Media { title }')).toBe(1 + 20 * 4);
+    // A fragment on one type, spread where another is selected, adds nothing to that type.
+    expect(cost('{ media { ... on Movie { ...B minutes } } } fragment B on Book { pages title }')).toBe(1 + 20 * 1 + 20 * 0);
+    // Three levels under lists: 3,331 with first 10 (summing the conditions made it 83,791), refused at first 100.
+    expect(cost(THREE_LEVELS, { first: 10 })).toBe(3331);
+    expect(cost(THREE_LEVELS, { first: 10 })).toBeLessThan(limits.maxCost);
+    const document = parse(THREE_LEVELS);
+    expect(checkCost(media, document, getOperationAST(document)!, { first: 100 }, limits.maxCost)?.extensions).toMatchObject({
+      code: LimitCode.Cost,
+      actual: 33301,
+    });
+  });
+
+  it('costs nested polymorphic selections in time proportional to the document', () => {
+    // 12 levels of an interface with 3 types and fields on the interface: 3^12 paths, each (selection, type) once.
+    let query = 'id';
+    for (let i = 0; i < 12; i++) query = `id title ... on Book { pages } related { ${query} }`;
+    const result = composeServices([{ name: 'media', url: 'http://127.0.0.1:1/graphql', typeDefs: parse(MEDIA_SCHEMA) }]);
+    const media = Supergraph.build(result.supergraphSdl!).apiSchema().toGraphQLJSSchema();
+    const document = parse(`{ media(first: 1) { ${query} } }`);
+    const started = performance.now();
+    expect(operationCost(media, getOperationAST(document)!, fragmentsOf(document))).toBeGreaterThan(10 ** 12);
+    expect(performance.now() - started).toBeLessThan(100);
+  });
+
   it('terminates on fragment cycles', () => {
     const query = '{ orders { ...A } } fragment A on OrderConnection { edges { node { user { orders { ...A } } } } }';
     expect(measure(query).cost).toBe(1 + 20 * (1 + 1 + 1 + (1 + 20 * 0)));
@@ -203,7 +241,7 @@ describe('error codes through Apollo Server formatting', () => {
     // What Apollo Server hands formatError for a failed validation rule.
     const wrapped = new GraphQLError(limitError!.message, { originalError: limitError, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } });
     const formatted: GraphQLFormattedError = { message: wrapped.message, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } };
-    const production = formatError(true);
+    const production = formatError(true, routerPublicCodes());
     const result = production(limitErrorFormatter(limits.maxTokens)(formatted, wrapped));
     expect(result).toEqual({ message: limitError!.message, extensions: { code: LimitCode.Aliases, limit: 0, actual: 1 } });
     expect(production({ message: 'boom', extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }).extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
