@@ -19,6 +19,8 @@ export interface RouterAuthConfig {
 export interface Caller {
   identity: Identity | null;
   identityFor(subgraph: string): string | undefined;
+  /** When the caller's access token expires (ms since the epoch); undefined when anonymous. */
+  expiresAtMs?: number;
 }
 
 export const INVALID_TOKEN_MESSAGE = 'The access token is invalid or has expired; log in again.';
@@ -83,9 +85,10 @@ export function createAuthenticator(
   verify: (token: string) => Promise<VerifiedToken> = createVerifiedTokenReader(config.jwt),
   verified: VerifiedTokenCache<Caller> = new VerifiedTokenCache(),
 ): (authorization: unknown, requestLog?: Logger) => Promise<Caller> {
-  const callerOf = (identity: Identity | null): Caller => ({
+  const callerOf = (identity: Identity | null, exp?: number): Caller => ({
     identity,
     identityFor: (subgraph) => (identity ? signIdentity(identity, subgraph, config.identitySecret) : undefined),
+    ...(exp === undefined ? {} : { expiresAtMs: exp * 1000 }),
   });
   const anonymous = callerOf(null);
   return async (authorization, requestLog = log) => {
@@ -96,7 +99,7 @@ export function createAuthenticator(
     if (known) return known;
     try {
       const { identity, exp } = await verify(token);
-      const caller = callerOf(identity);
+      const caller = callerOf(identity, exp);
       verified.set(token, exp, caller);
       return caller;
     } catch (error) {

@@ -7,6 +7,7 @@ import { readIdentitySecret, readJwtVerifierConfig } from '@shop/common';
 import type { RouterAuthConfig } from './auth.js';
 import type { ResilienceConfig } from './resilience.js';
 import type { EntityCacheConfig } from './entity-cache.js';
+import type { LoginThrottleConfig } from './login-throttle.js';
 
 export interface RouterConfig extends ServiceConfig {
   /** Composed supergraph schema file; watched for changes. */
@@ -23,6 +24,8 @@ export interface RouterConfig extends ServiceConfig {
   keyPrefix: string;
   /** Requests per client per window (needs Redis; 0 turns it off). */
   rateLimit: { max: number; windowMs: number; trustProxy: boolean };
+  /** Failed logins per account and per address before exponential lock-outs (needs Redis). */
+  loginThrottle: LoginThrottleConfig;
   /** Depth, cost, alias, root field and token limits of every operation (HTTP and WebSocket). */
   limits: OperationLimits;
   /** Safelist mode: a persisted query manifest whose operations are the only ones the router runs. */
@@ -118,6 +121,12 @@ export function readRouterConfig(argv: string[] = process.argv.slice(2), env: No
       max: readInt(env, 'RATE_LIMIT_MAX', 600, 0),
       windowMs: readInt(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 100),
       trustProxy: readBool(env, 'TRUST_PROXY', false),
+    },
+    loginThrottle: {
+      accountFailures: readInt(env, 'LOGIN_FAILURES_PER_ACCOUNT', 5, 0),
+      addressFailures: readInt(env, 'LOGIN_FAILURES_PER_ADDRESS', 20, 1),
+      backoffMs: readInt(env, 'LOGIN_BACKOFF_MS', 1_000, 1),
+      maxBackoffMs: readInt(env, 'LOGIN_BACKOFF_MAX_MS', 900_000, 1),
     },
     // Defaults leave room for every operation the README and the tests run (OrderDetails is 5 deep and costs 192;
     // `orders(first: 20)` with items, products and stock costs 1721; Sandbox's introspection query is 163 tokens).

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Redis } from 'ioredis';
+import { GraphQLError } from 'graphql';
+import { HeaderMap } from '@apollo/server';
 import { ErrorCode, OutageLog, type Logger } from '@shop/common';
 
 /**
@@ -36,23 +38,31 @@ export interface RateLimitOptions {
   log: Logger;
 }
 
-function clientOf(req: IncomingMessage, trustProxy: boolean): string {
+/** The client's address: the first `X-Forwarded-For` entry behind a trusted proxy, else the socket's peer. */
+export function clientAddress(req: IncomingMessage, trustProxy: boolean): string {
   const forwarded = req.headers['x-forwarded-for'];
   if (trustProxy && typeof forwarded === 'string' && forwarded.trim() !== '') return forwarded.split(',')[0]!.trim();
   return req.socket.remoteAddress ?? 'unknown';
 }
 
+/** A refusal: how long until the client may try again. */
+export interface RateLimited {
+  retryAfter: number;
+  message: string;
+}
+
 /**
- * A route guard for the GraphQL path: over the limit, HTTP 429 with
- * `Retry-After` and a `RATE_LIMITED` error. When Redis cannot be asked, requests
- * are let through (the outage is logged): the limiter protects the graph, it must not take it down.
+ * Counts one request (an HTTP request, a WebSocket connection, or an operation sent on one) of a client against its
+ * sliding window in Redis, shared by every transport and every replica. Resolves with the refusal when the client is
+ * over the limit, undefined when it may go on. When Redis cannot be asked, requests are let through (the outage is
+ * logged): the limiter protects the graph, it must not take it down.
  */
-export function rateLimiter(options: RateLimitOptions) {
+export type RateLimitCheck = (client: string) => Promise<RateLimited | undefined>;
+
+export function rateLimitCheck(options: Omit<RateLimitOptions, 'path' | 'trustProxy'>): RateLimitCheck {
   // One line when Redis goes and one when it is back, not one per request let through.
   const outage = new OutageLog(options.log, 'rate limit checks in Redis (requests let through meanwhile)');
-  return async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
-    if (req.method === 'OPTIONS' || !req.url?.startsWith(options.path)) return false;
-    const client = clientOf(req, options.trustProxy);
+  return async (client) => {
     let allowed: number;
     let retryMs: number;
     try {
@@ -66,24 +76,42 @@ export function rateLimiter(options: RateLimitOptions) {
       )) as [number, number];
     } catch (error) {
       outage.failed(error);
-      return false;
+      return undefined;
     }
     outage.succeeded();
-    if (allowed === 1) return false;
+    if (allowed === 1) return undefined;
     const retryAfter = Math.max(1, Math.ceil(retryMs / 1000));
-    res.statusCode = 429;
-    res.setHeader('retry-after', String(retryAfter));
-    res.setHeader('content-type', 'application/json; charset=utf-8');
-    res.end(
-      JSON.stringify({
-        errors: [
-          {
-            message: `Too many requests: at most ${options.max} every ${options.windowMs / 1000} s. Retry in ${retryAfter} s.`,
-            extensions: { code: ErrorCode.RateLimited, retryAfter },
-          },
-        ],
-      }),
-    );
+    return { retryAfter, message: `Too many requests: at most ${options.max} every ${options.windowMs / 1000} s. Retry in ${retryAfter} s.` };
+  };
+}
+
+/** The refusal as a GraphQL error (graphql-ws operations, login throttling). */
+export function rateLimitedError(limited: RateLimited, httpStatus?: number): GraphQLError {
+  return new GraphQLError(limited.message, {
+    extensions: {
+      code: ErrorCode.RateLimited,
+      retryAfter: limited.retryAfter,
+      ...(httpStatus ? { http: { status: httpStatus, headers: new HeaderMap([['retry-after', String(limited.retryAfter)]]) } } : {}),
+    },
+  });
+}
+
+/** Over the limit over HTTP: 429 with `Retry-After` and a `RATE_LIMITED` error. */
+export function sendRateLimited(res: ServerResponse, limited: RateLimited): void {
+  res.statusCode = 429;
+  res.setHeader('retry-after', String(limited.retryAfter));
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.end(JSON.stringify({ errors: [{ message: limited.message, extensions: { code: ErrorCode.RateLimited, retryAfter: limited.retryAfter } }] }));
+}
+
+/** A route guard for the GraphQL path over HTTP (WebSocket upgrades are counted by the WebSocket endpoint). */
+export function rateLimiter(options: RateLimitOptions & { check?: RateLimitCheck }) {
+  const check = options.check ?? rateLimitCheck(options);
+  return async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
+    if (req.method === 'OPTIONS' || !req.url?.startsWith(options.path)) return false;
+    const limited = await check(clientAddress(req, options.trustProxy));
+    if (!limited) return false;
+    sendRateLimited(res, limited);
     return true;
   };
 }

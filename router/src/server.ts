@@ -5,7 +5,9 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import { createRedis, formatError, graphqlRequestListener, operationSpanPlugin, probeRoutes, type Logger } from '@shop/common';
 import { RedisQueryCache } from './apq-cache.js';
 import { Safelist } from './safelist.js';
-import { rateLimiter } from './rate-limit.js';
+import { clientAddress, rateLimitCheck, rateLimiter } from './rate-limit.js';
+import { LoginThrottle } from './login-throttle.js';
+import { clientErrorFormatter, clientErrorsPlugin } from './client-errors.js';
 import { RouterMetrics } from './metrics.js';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { GraphQLSchema } from 'graphql';
@@ -109,6 +111,8 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
   const mask = formatError(config.production, routerPublicCodes(config.publicErrorCodes));
   const withLimitCodes = limitErrorFormatter(config.limits.maxTokens);
   const safelist = config.safelistPath ? Safelist.fromManifestFile(config.safelistPath) : undefined;
+  const loginThrottle =
+    redis && config.loginThrottle.accountFailures > 0 ? new LoginThrottle(redis, `${config.keyPrefix}:`, config.loginThrottle, log) : undefined;
   if (safelist) log.info({ operations: safelist.size, path: config.safelistPath }, 'safelist mode: only registered operations run');
   const apollo = new ApolloServer<RouterContext>({
     gateway,
@@ -124,7 +128,7 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     // No "Did you mean ...?" in production: with introspection off, suggestions would still spell the schema out.
     hideSchemaDetailsFromClientErrors: config.production,
     includeStacktraceInErrorResponses: !config.production,
-    formatError: (formatted, error) => mask(withLimitCodes(formatted, error)),
+    formatError: (formatted, error) => mask(clientErrorFormatter(withLimitCodes(formatted, error), error), error),
     csrfPrevention: true,
     // The process's own signal handlers stop the router gracefully; Apollo's would stop it under in-flight requests.
     stopOnTerminationSignals: false,
@@ -136,7 +140,10 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
       metrics.plugin(),
       // Before the cost limit: an unregistered operation is refused as such.
       ...(safelist ? [safelist.plugin<RouterContext>()] : []),
+      // An unknown operationName or a subscription over HTTP: 400, not the gateway's 500.
+      clientErrorsPlugin<RouterContext>(),
       costLimitPlugin(config.limits.maxCost),
+      ...(loginThrottle ? [loginThrottle.plugin()] : []),
       config.production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
     ],
   });
@@ -149,10 +156,11 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     },
   });
   const metricsRoute = metrics.route();
-  const limit =
-    redis && config.rateLimit.max > 0
-      ? rateLimiter({ redis, keyPrefix: `${config.keyPrefix}:`, ...config.rateLimit, path: '/graphql', log })
-      : async () => false;
+  // One sliding window per client address for HTTP requests, WebSocket connections and the operations sent on them.
+  const rateLimit = redis && config.rateLimit.max > 0 ? rateLimitCheck({ redis, keyPrefix: `${config.keyPrefix}:`, ...config.rateLimit, log }) : undefined;
+  const limit = rateLimit
+    ? rateLimiter({ redis: redis!, keyPrefix: `${config.keyPrefix}:`, ...config.rateLimit, path: '/graphql', log, check: rateLimit })
+    : async () => false;
   const authenticate = createAuthenticator(config.auth, log);
   const serve = graphqlRequestListener(apollo, {
     log,
@@ -163,6 +171,7 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     context: async ({ req, requestId, log: requestLog }) => ({
       requestId,
       log: requestLog,
+      ...(loginThrottle ? { clientAddress: clientAddress(req, config.rateLimit.trustProxy) } : {}),
       ...(await authenticate(req.headers.authorization, requestLog)),
     }),
     // The router's request-path code logs through the request's logger (context.log), so it needs no
@@ -192,6 +201,9 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
         limits: config.limits,
         safelist,
         authenticate,
+        production: config.production,
+        rateLimit,
+        trustProxy: config.rateLimit.trustProxy,
         log,
       });
     },

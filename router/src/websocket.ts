@@ -11,15 +11,35 @@ import {
   type ExecutionResult,
   type GraphQLSchema,
 } from 'graphql';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { IncomingMessage } from 'node:http';
 import { useServer } from 'graphql-ws/use/ws';
 import type { ApolloServer } from '@apollo/server';
-import { requestIdOf, type Logger } from '@shop/common';
+import { ErrorCode, requestIdOf, withoutSuggestions, type Logger } from '@shop/common';
 import type { RouterContext } from './context.js';
 import type { SubscriptionExecutor } from './subscriptions.js';
 import { checkCost, limitRules, tokenLimitError, type OperationLimits } from './limits.js';
 import type { Safelist } from './safelist.js';
-import type { Caller } from './auth.js';
+import { INVALID_TOKEN_MESSAGE, type Caller } from './auth.js';
+import { clientAddress, rateLimitedError, type RateLimitCheck } from './rate-limit.js';
+import { operationResolutionError } from './client-errors.js';
+
+/** graphql-ws's close code for a connection that is not (or no longer) authorized; the client logs in again. */
+export const CLOSE_FORBIDDEN = 4403;
+
+function closeExpired(socket: WebSocket): void {
+  if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(CLOSE_FORBIDDEN, 'Forbidden: the access token has expired');
+}
+
+/** Closes the socket with 4403 when the caller's token expires (one timer per logged-in connection). */
+function closeAtExpiry(socket: WebSocket, expiresAtMs: number | undefined): void {
+  if (expiresAtMs === undefined) return;
+  const delay = expiresAtMs - Date.now();
+  // Beyond a timer's range (about 24.8 days) each operation's check still holds.
+  if (delay > 2 ** 31 - 1) return;
+  const timer = setTimeout(() => closeExpired(socket), Math.max(0, delay));
+  socket.once('close', () => clearTimeout(timer));
+}
 
 /** How often the router pings each client socket (and how long it waits for the pong before closing it). */
 export const KEEP_ALIVE_MS = 30_000;
@@ -44,21 +64,48 @@ export function serveWebSockets(options: {
   safelist?: Safelist;
   /** Verifies `connectionParams.authorization` once per connection (absent: anonymous). */
   authenticate?: (authorization: unknown) => Promise<Caller>;
+  /** Production: no schema hints ("Did you mean ...?") in validation errors, as over HTTP. */
+  production?: boolean;
+  /** The per-client rate limit HTTP requests count against: each connection and each operation counts too. */
+  rateLimit?: RateLimitCheck;
+  /** Take the client address from X-Forwarded-For. */
+  trustProxy?: boolean;
   log: Logger;
 }): WebSocketEndpoint {
+  const { rateLimit, production = false, trustProxy = false } = options;
   const rules = [...specifiedRules, ...limitRules(options.limits)];
   // Queries over the socket run through Apollo Server with the client's own text (a printed document would
   // have another hash: the persisted-query safelist and the document cache key on it).
   const sources = new WeakMap<DocumentNode, string>();
-  const wss = new WebSocketServer({ server: options.server, path: options.path });
-  const cleanup = useServer<Record<string, unknown>, { requestId: string; caller: Caller }>(
+  const wss = new WebSocketServer({
+    server: options.server,
+    path: options.path,
+    // A connection counts as a request: over the limit, the upgrade is answered with HTTP 429 and Retry-After.
+    ...(rateLimit
+      ? {
+          verifyClient: (
+            info: { req: IncomingMessage },
+            done: (ok: boolean, status?: number, message?: string, headers?: Record<string, string>) => void,
+          ) => {
+            rateLimit(clientAddress(info.req, trustProxy)).then(
+              (limited) => (limited ? done(false, 429, limited.message, { 'retry-after': String(limited.retryAfter) }) : done(true)),
+              () => done(true),
+            );
+          },
+        }
+      : {}),
+  });
+  const cleanup = useServer<Record<string, unknown>, { requestId: string; caller: Caller; clientAddress: string }>(
     {
       onConnect: async (ctx) => {
         // One id per connection, from the upgrade request's header when the client sent one.
         ctx.extra.requestId = requestIdOf(ctx.extra.request);
+        ctx.extra.clientAddress = clientAddress(ctx.extra.request, trustProxy);
         if (!options.authenticate) return true;
         try {
-          ctx.extra.caller = await options.authenticate(ctx.connectionParams?.authorization);
+          const caller = await options.authenticate(ctx.connectionParams?.authorization);
+          ctx.extra.caller = caller;
+          closeAtExpiry(ctx.extra.socket, caller.expiresAtMs);
           return true;
         } catch (error) {
           if (!(error instanceof GraphQLError)) throw error;
@@ -67,7 +114,17 @@ export function serveWebSockets(options: {
           return false;
         }
       },
-      onSubscribe: (ctx, _id, payload) => {
+      onSubscribe: async (ctx, _id, payload) => {
+        // The token is checked for the life of the connection: an operation after it expired closes the socket.
+        const expiresAtMs = ctx.extra.caller?.expiresAtMs;
+        if (expiresAtMs !== undefined && Date.now() >= expiresAtMs) {
+          closeExpired(ctx.extra.socket);
+          return [new GraphQLError(INVALID_TOKEN_MESSAGE, { extensions: { code: ErrorCode.Unauthenticated } })];
+        }
+        if (rateLimit) {
+          const limited = await rateLimit(ctx.extra.clientAddress ?? 'unknown');
+          if (limited) return [rateLimitedError(limited)];
+        }
         const schema = options.schema();
         if (!schema) return [new GraphQLError('The router has no schema yet', { extensions: { code: 'SERVICE_UNAVAILABLE' } })];
         if (options.safelist && !options.safelist.allows(payload.query)) return [options.safelist.refusal()];
@@ -82,15 +139,27 @@ export function serveWebSockets(options: {
         const errors = validate(schema, document, rules);
         if (errors.length > 0) {
           return errors.map((e) =>
-            new GraphQLError(e.message, { nodes: e.nodes, extensions: { code: 'GRAPHQL_VALIDATION_FAILED', ...e.extensions } }),
+            new GraphQLError(production ? withoutSuggestions(e.message) : e.message, {
+              nodes: e.nodes,
+              extensions: { code: 'GRAPHQL_VALIDATION_FAILED', ...e.extensions },
+            }),
           );
         }
         const operation = getOperationAST(document, payload.operationName);
+        if (!operation) {
+          const unresolved = operationResolutionError(document, payload.operationName);
+          return [new GraphQLError(unresolved.message, { extensions: { code: unresolved.extensions.code } })];
+        }
         const tooCostly = operation && checkCost(schema, document, operation, payload.variables ?? undefined, options.limits.maxCost);
         if (tooCostly) return [tooCostly];
         sources.set(document, payload.query);
         const requestId = ctx.extra.requestId ?? randomUUID();
-        const contextValue: RouterContext = { requestId, log: options.log.child({ requestId }), ...ctx.extra.caller };
+        const contextValue: RouterContext = {
+          requestId,
+          log: options.log.child({ requestId }),
+          clientAddress: ctx.extra.clientAddress,
+          ...ctx.extra.caller,
+        };
         return {
           schema,
           document,

@@ -19,6 +19,14 @@ export function loadSchema(url: URL): string {
 }
 
 /**
+ * A message without graphql's hints at the schema ("Did you mean "order" or "orders"?"), as Apollo Server's
+ * `hideSchemaDetailsFromClientErrors` removes them from validation errors.
+ */
+export function withoutSuggestions(message: string): string {
+  return message.replace(/ ?Did you mean(.+?)\?$/, '');
+}
+
+/**
  * In production, errors that are not deliberate client errors lose their message
  * and details, so SQL, stack traces and host names never reach a client. A database that is down or restarting
  * (a DatabaseUnavailableError behind the error) is SERVICE_UNAVAILABLE with a retry hint, in every mode.
@@ -47,7 +55,8 @@ export function formatError(production: boolean, publicCodes: Iterable<string> =
     if (!production) return formatted;
     if (typeof code === 'string' && known.has(code)) {
       const { stacktrace: _omit, ...extensions } = formatted.extensions ?? {};
-      return { ...formatted, extensions };
+      // Variable and enum errors make suggestions too, outside validation (where hideSchemaDetailsFromClientErrors acts).
+      return { ...formatted, message: withoutSuggestions(formatted.message), extensions };
     }
     return {
       message: 'Internal server error',
