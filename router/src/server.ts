@@ -165,6 +165,7 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
   const serve = graphqlRequestListener(apollo, {
     log,
     corsOrigins: config.corsOrigins,
+    allowLocalOrigins: !config.production,
     bodyLimitBytes: config.bodyLimitBytes,
     routes: async (req, res) => (await probes(req, res)) || (await metricsRoute(req, res)) || (await limit(req, res)),
     // An invalid bearer token refuses the request (401 UNAUTHENTICATED); none is an anonymous caller.

@@ -25,6 +25,12 @@ export interface GraphQLHttpOptions<TContext extends BaseContext> {
   path?: string;
   log: Logger;
   corsOrigins: readonly string[];
+  /**
+   * Also allow any `http(s)://localhost`, `127.0.0.1` or `[::1]` origin (development: local frontends on any port).
+   * Never in production: any local page, or a site the user was tricked into serving locally, would get credentialed
+   * access.
+   */
+  allowLocalOrigins?: boolean;
   bodyLimitBytes: number;
   context: (info: RequestInfo) => Promise<TContext>;
   /** Extra routes such as /health; return true when handled. */
@@ -72,11 +78,13 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
   });
 }
 
-function applyCors(req: IncomingMessage, res: ServerResponse, origins: readonly string[]): void {
+const LOCAL_ORIGIN = /^https?:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/;
+
+/** CORS headers for an allowed origin: a listed one, any with `*`, or a local one when `allowLocal`. */
+export function applyCors(req: IncomingMessage, res: ServerResponse, origins: readonly string[], allowLocal = false): void {
   const origin = req.headers.origin;
   if (!origin) return;
-  const local = /^https?:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/.test(origin);
-  if (!origins.includes('*') && !origins.includes(origin) && !(local && origins.length > 0)) return;
+  if (!origins.includes('*') && !origins.includes(origin) && !(allowLocal && LOCAL_ORIGIN.test(origin))) return;
   res.setHeader('access-control-allow-origin', origin);
   res.setHeader('vary', 'origin');
   res.setHeader('access-control-allow-credentials', 'true');
@@ -153,7 +161,7 @@ export function graphqlRequestListener<TContext extends BaseContext>(
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string, log: Logger): Promise<void> {
-    applyCors(req, res, options.corsOrigins);
+    applyCors(req, res, options.corsOrigins, options.allowLocalOrigins ?? false);
     if (options.routes && (await options.routes(req, res, { requestId, log }))) return;
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== path) {

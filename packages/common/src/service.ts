@@ -143,6 +143,8 @@ export async function serveSubgraph<TContext extends BaseContext, TRuntime exten
     graphqlRequestListener(apollo, {
       log: options.log,
       corsOrigins: options.corsOrigins ?? [],
+      // Local pages only in development, and only when cross-origin calls are allowed at all.
+      allowLocalOrigins: !options.production && (options.corsOrigins ?? []).length > 0,
       bodyLimitBytes: options.bodyLimitBytes ?? 1_000_000,
       ...(options.runtime?.invalidator?.enabled ? { responseHeaders: { [ENTITY_CACHE_HEADER]: '1' } } : {}),
       routes: async (req, res) =>
