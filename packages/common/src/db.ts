@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readdir, readFile, mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -12,6 +13,12 @@ export interface Queryable {
   query<R extends object = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<R[]>;
 }
 
+/** The statements of one transaction. */
+export interface Transaction extends Queryable {
+  /** Runs a script of several statements, with no parameters (a migration file). */
+  exec(script: string): Promise<void>;
+}
+
 /**
  * A subgraph's database: a PostgreSQL server through a pool, or embedded PGlite.
  * Both speak the same SQL, so callers never branch on the kind.
@@ -21,7 +28,7 @@ export interface Database extends Queryable {
   /** Whose database it is (e.g. `orders`), for messages; undefined when not given. */
   readonly name: string | undefined;
   /** Runs fn in one transaction; commits when it resolves, rolls back when it throws. */
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
   /** Runs a script of several statements (migrations). */
   exec(script: string): Promise<void>;
   /** Statements run so far; tests and benchmarks read it to check batching. */
@@ -117,7 +124,7 @@ class PostgresDatabase implements Database {
     }
   }
 
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
@@ -140,8 +147,12 @@ class PostgresDatabase implements Database {
         throw this.classify(error);
       }
     };
-    const tx: Queryable = {
+    const tx: Transaction = {
       query: async <R extends object>(text: string, params?: readonly unknown[]) => (await run(text, params)).rows as R[],
+      // Without parameters node-postgres uses the simple query protocol, which runs several statements.
+      exec: async (script: string) => {
+        await run(script);
+      },
     };
     try {
       await run('BEGIN');
@@ -213,12 +224,16 @@ class EmbeddedDatabase implements Database {
     return (await traced(this.kind, text, () => this.db.query<R>(text, params as unknown[] | undefined))).rows;
   }
 
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
     return this.db.transaction((tx) =>
       fn({
         query: async <R extends object>(text: string, params?: readonly unknown[]) => {
           this.statementCount++;
           return (await traced(this.kind, text, () => tx.query<R>(text, params as unknown[] | undefined))).rows;
+        },
+        exec: async (script: string) => {
+          this.statementCount++;
+          await tx.exec(script);
         },
       }),
     );
@@ -264,39 +279,61 @@ export function defaultDataDir(name: string): string {
   return fileURLToPath(new URL(`../../../.data/${name}`, import.meta.url));
 }
 
+/** An applied migration whose file has changed since: start-up stops rather than run on a schema nobody wrote. */
+export class MigrationChecksumError extends Error {
+  override name = 'MigrationChecksumError';
+
+  constructor(
+    readonly version: string,
+    readonly recorded: string,
+    readonly actual: string,
+    database: string | undefined,
+  ) {
+    super(
+      `Migration ${version} was changed after it was applied to the ${database ? `${database} ` : ''}database ` +
+        `(recorded checksum ${recorded.slice(0, 12)}, file now ${actual.slice(0, 12)}). An applied migration must not ` +
+        'change: restore the file and put the change in a new migration.',
+    );
+  }
+}
+
+/** SHA-256 of a migration's text, line endings normalised (a checkout with CRLF is the same file). */
+export function migrationChecksum(sql: string): string {
+  return createHash('sha256').update(sql.replace(/\r\n/g, '\n')).digest('hex');
+}
+
 /**
- * Applies `NNN_name.sql` files from a directory in order, each once, each in its
- * own transaction. An advisory lock keeps replicas that start together from
- * applying the same migration twice.
+ * Applies `NNN_name.sql` files from a directory in order, each once, each whole (a plpgsql body's `;` included) in
+ * its own transaction, and records its SHA-256. A file that changed after it was applied stops start-up
+ * (MigrationChecksumError); rows from before checksums were recorded get theirs on the first run. An advisory lock
+ * keeps replicas that start together from applying the same migration twice.
  */
 export async function migrate(db: Database, directory: URL): Promise<string[]> {
   await db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version text PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT now()
-  )`);
+  );
+  ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text`);
   const dir = fileURLToPath(directory);
   const files = (await readdir(dir)).filter((f) => /^\d+_.+\.sql$/.test(f)).sort();
   const applied: string[] = [];
   for (const file of files) {
     const version = path.basename(file, '.sql');
     const sql = await readFile(path.join(dir, file), 'utf8');
+    const checksum = migrationChecksum(sql);
     const done = await db.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock(4242)');
-      const rows = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [version]);
-      if (rows.length > 0) return false;
-      for (const statement of splitSql(sql)) await tx.query(statement);
-      await tx.query('INSERT INTO schema_migrations (version) VALUES ($1)', [version]);
+      const [row] = await tx.query<{ checksum: string | null }>('SELECT checksum FROM schema_migrations WHERE version = $1', [version]);
+      if (row) {
+        if (row.checksum === null) await tx.query('UPDATE schema_migrations SET checksum = $2 WHERE version = $1', [version, checksum]);
+        else if (row.checksum !== checksum) throw new MigrationChecksumError(version, row.checksum, checksum, db.name);
+        return false;
+      }
+      await tx.exec(sql);
+      await tx.query('INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)', [version, checksum]);
       return true;
     });
     if (done) applied.push(version);
   }
   return applied;
-}
-
-/** Splits a migration script on semicolons at line ends; migrations keep one statement per `;\n`. */
-function splitSql(sql: string): string[] {
-  return sql
-    .split(/;\s*(?:\n|$)/)
-    .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
-    .filter(Boolean);
 }
