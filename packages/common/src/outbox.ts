@@ -15,8 +15,10 @@ import { OutageLog } from './outage.js';
  * Each database that uses it has this table (see the subgraph's migrations):
  *   outbox (id bigserial PRIMARY KEY, kind text, target text, name text, key text,
  *           payload jsonb, created_at timestamptz, relayed_at timestamptz, attempts int, last_error text,
- *           confirmed_at timestamptz, check_after timestamptz)
+ *           confirmed_at timestamptz, check_after timestamptz, failed_at timestamptz)
  * A relayed job stays unconfirmed until OutboxReconciler sees it completed; an event is confirmed when relayed.
+ * A row that cannot be delivered (a queue or channel this relay does not know) gets `failed_at` and `last_error`
+ * and is skipped from then on: one bad row never holds up the rows behind it.
  */
 export const OUTBOX_TABLE_SQL = `CREATE TABLE outbox (
   id bigserial PRIMARY KEY,
@@ -30,7 +32,8 @@ export const OUTBOX_TABLE_SQL = `CREATE TABLE outbox (
   attempts int NOT NULL DEFAULT 0,
   last_error text,
   confirmed_at timestamptz,
-  check_after timestamptz
+  check_after timestamptz,
+  failed_at timestamptz
 )`;
 
 export type OutboxMessage =
@@ -109,6 +112,10 @@ export interface OutboxRelayOptions {
 
 const PRUNE_EVERY_MS = 3_600_000;
 const PRUNE_BATCH = 1_000;
+
+function errorText(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).slice(0, 1_000);
+}
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -260,25 +267,60 @@ export class OutboxRelay {
     // Waited for before the transaction: rows stay locked while it is open, and on embedded PGlite an
     // open transaction holds up every other query of the subgraph.
     await this.connected(timeoutMs);
-    return db.transaction(async (tx) => {
+    const outcome = await db.transaction(async (tx): Promise<{ relayed: number; failure?: unknown }> => {
       // SKIP LOCKED lets several replicas relay side by side without sending a row twice at once. Ordered by the
       // column, not by the text `id` of the select list (which would put row 10 before row 9).
       const rows = await tx.query<OutboxRow>(
         `SELECT id::text AS id, kind, target, name, key, payload FROM outbox
-         WHERE relayed_at IS NULL ORDER BY outbox.id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+         WHERE relayed_at IS NULL AND failed_at IS NULL ORDER BY outbox.id LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [this.options.batchSize ?? 100],
       );
-      if (rows.length === 0) return 0;
-      await withTimeout(this.send(rows), timeoutMs, `relaying ${rows.length} outbox messages`);
-      // Pub/sub has no delivery record to check: an event is done once published. Jobs wait for the reconciler.
-      await tx.query(
-        `UPDATE outbox SET relayed_at = now(), attempts = attempts + 1,
-           confirmed_at = CASE WHEN kind = 'event' THEN now() END
-         WHERE id = ANY($1::bigint[])`,
-        [rows.map((r) => r.id)],
-      );
-      return rows.length;
+      if (rows.length === 0) return { relayed: 0 };
+      const undeliverable = new Map<string, string>();
+      for (const row of rows) {
+        const reason = this.undeliverable(row);
+        if (reason) undeliverable.set(row.id, reason);
+      }
+      const deliverable = undeliverable.size === 0 ? rows : rows.filter((r) => !undeliverable.has(r.id));
+      let failure: unknown;
+      try {
+        if (deliverable.length > 0) await withTimeout(this.send(deliverable), timeoutMs, `relaying ${deliverable.length} outbox messages`);
+      } catch (error) {
+        failure = error;
+      }
+      if (failure === undefined && deliverable.length > 0) {
+        // Pub/sub has no delivery record to check: an event is done once published. Jobs wait for the reconciler.
+        await tx.query(
+          `UPDATE outbox SET relayed_at = now(), attempts = attempts + 1, last_error = NULL,
+             confirmed_at = CASE WHEN kind = 'event' THEN now() END
+           WHERE id = ANY($1::bigint[])`,
+          [deliverable.map((r) => r.id)],
+        );
+      } else if (failure !== undefined) {
+        // Left for the next round, with what went wrong (the rows stay in order behind the outage).
+        await tx.query('UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])', [
+          deliverable.map((r) => r.id),
+          errorText(failure),
+        ]);
+      }
+      if (undeliverable.size > 0) {
+        await tx.query(
+          `UPDATE outbox SET failed_at = now(), attempts = attempts + 1, last_error = m.reason
+           FROM jsonb_each_text($1::jsonb) AS m(id, reason) WHERE outbox.id = m.id::bigint`,
+          [JSON.stringify(Object.fromEntries(undeliverable))],
+        );
+        for (const [id, reason] of undeliverable) this.options.log.error({ id, reason }, 'outbox row set aside: it cannot be delivered');
+      }
+      return { relayed: failure === undefined ? rows.length : undeliverable.size, failure };
     });
+    if (outcome.failure !== undefined) throw outcome.failure;
+    return outcome.relayed;
+  }
+
+  /** Why a row can never be sent by this relay (a target it does not know), or undefined. */
+  private undeliverable(row: OutboxRow): string | undefined {
+    if (row.kind === 'event') return this.options.publisher ? undefined : `row ${row.id} is an event but the relay has no publisher`;
+    return this.options.queues[row.target] ? undefined : `row ${row.id} targets unknown queue ${row.target}`;
   }
 
   /**

@@ -188,3 +188,31 @@ describe('outbox relay', () => {
     expect(left.map((r) => r.key)).toEqual(['pending', 'recent']);
   });
 });
+
+describe('an outbox row the relay cannot deliver', () => {
+  it('is set aside with attempts and last_error, and the rows behind it are relayed', async () => {
+    await database.db.exec('DELETE FROM outbox');
+    await database.db.transaction((tx) =>
+      enqueueOutbox(tx, [
+        { kind: 'job', queue: 'retired-queue', name: 'x', jobId: 'job-lost', payload: {} },
+        { kind: 'event', channel: 'no-publisher', name: 'e', key: 'k', payload: {} },
+        { kind: 'job', queue: 'work', name: 'after', jobId: 'job-after', payload: { n: 3 } },
+      ]),
+    );
+    const relay = new OutboxRelay({ db: database.db, queues: { work: queue }, log });
+    expect(await relay.drain()).toBe(3);
+    expect(await queue.getJob('job-after')).toMatchObject({ name: 'after', data: { n: 3 } });
+    const rows = await database.db.query<{ key: string; relayed: boolean; failed: boolean; attempts: number; last_error: string | null }>(
+      `SELECT key, relayed_at IS NOT NULL AS relayed, failed_at IS NOT NULL AS failed, attempts, last_error FROM outbox ORDER BY id`,
+    );
+    expect(rows).toEqual([
+      { key: 'job-lost', relayed: false, failed: true, attempts: 1, last_error: expect.stringMatching(/targets unknown queue retired-queue/) },
+      { key: 'k', relayed: false, failed: true, attempts: 1, last_error: expect.stringMatching(/is an event but the relay has no publisher/) },
+      { key: 'job-after', relayed: true, failed: false, attempts: 1, last_error: null },
+    ]);
+    // Set aside for good: later rounds neither retry nor stall on them.
+    await database.db.transaction((tx) => enqueueOutbox(tx, [{ kind: 'job', queue: 'work', name: 'later', jobId: 'job-later', payload: {} }]));
+    expect(await relay.drain()).toBe(1);
+    expect(await queue.getJob('job-later')).toBeDefined();
+  });
+});
