@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parse, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
+import { isUnionType, parse, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import { ApolloServer, type BaseContext } from '@apollo/server';
 import {
   ApolloServerPluginCacheControlDisabled,
@@ -7,7 +7,7 @@ import {
   ApolloServerPluginLandingPageDisabled,
 } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
-import { COMMON_PUBLIC_CODES, ErrorCode } from './errors.js';
+import { COMMON_PUBLIC_CODES, ErrorCode, badInput } from './errors.js';
 import { databaseUnavailableCause } from './database-unavailable.js';
 import { operationSpanPlugin } from './telemetry.js';
 
@@ -66,6 +66,31 @@ export function formatError(production: boolean, publicCodes: Iterable<string> =
   };
 }
 
+/**
+ * `_entities` refuses representations that name no entity of this subgraph (or no type at all) with BAD_USER_INPUT,
+ * as the client's mistake it is; @apollo/subgraph would fail with an internal error and a stack trace.
+ */
+function checkRepresentations(schema: GraphQLSchema): void {
+  const field = schema.getQueryType()?.getFields()._entities;
+  const union = schema.getType('_Entity');
+  if (!field?.resolve || !isUnionType(union)) return;
+  const entities = new Set(union.getTypes().map((t) => t.name));
+  const resolve = field.resolve;
+  field.resolve = (source, args: { representations?: unknown }, context, info) => {
+    const representations = Array.isArray(args.representations) ? args.representations : [];
+    for (const [i, representation] of representations.entries()) {
+      const typename = (representation as { __typename?: unknown } | null)?.__typename;
+      if (typeof typename !== 'string' || !entities.has(typename)) {
+        throw badInput(
+          `representations[${i}].__typename`,
+          typeof typename === 'string' ? `"${typename.slice(0, 100)}" is not an entity type of this subgraph` : 'is missing',
+        );
+      }
+    }
+    return resolve(source, args, context, info);
+  };
+}
+
 export interface SubgraphServerOptions {
   schema: string;
   /** Resolvers, typed by the generated types where they are written. */
@@ -87,6 +112,7 @@ export function createSubgraphServer<TContext extends BaseContext>(options: Subg
     typeDefs: parse(options.schema),
     resolvers: options.resolvers as LegacyModule['resolvers'],
   });
+  checkRepresentations(schema);
   const server = new ApolloServer<TContext>({
     schema,
     introspection: !options.production,

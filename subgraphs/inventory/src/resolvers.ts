@@ -10,6 +10,29 @@ function isOutOfRange(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '22003';
 }
 
+const MAX_INT = 2 ** 31 - 1;
+
+/**
+ * The `@requires` inputs come from the representation, which the router fills from products; sent by anyone else
+ * they may be anything. Out of range: BAD_USER_INPUT on that entity (not an Int overflow in the estimate).
+ */
+function checkedPrice(price: unknown): { amount: number; currency: string } | null {
+  if (price === null || price === undefined) return null;
+  const { amount, currency } = price as { amount?: unknown; currency?: unknown };
+  if (typeof amount !== 'number' || !Number.isInteger(amount) || amount < 0 || amount > MAX_INT || typeof currency !== 'string' || !/^[A-Z]{3}$/.test(currency)) {
+    throw badInput('representations.price', `must be { amount: an integer 0 to ${MAX_INT}, currency: a three-letter code }`);
+  }
+  return { amount, currency };
+}
+
+function checkedWeight(weightGrams: unknown): number | null {
+  if (weightGrams === null || weightGrams === undefined) return null;
+  if (typeof weightGrams !== 'number' || !Number.isInteger(weightGrams) || weightGrams < 0 || weightGrams > MAX_INT) {
+    throw badInput('representations.weightGrams', `must be an integer from 0 to ${MAX_INT}`);
+  }
+  return weightGrams;
+}
+
 export const resolvers: Resolvers = {
   Mutation: {
     restock: async (_parent, { productId, quantity }, context) => {
@@ -37,7 +60,13 @@ export const resolvers: Resolvers = {
     // only wants shippingEstimate (computed from the representation) costs nothing.
     __resolveReference: (ref) => {
       if (typeof ref.id !== 'string' || !isUuid(ref.id)) return null;
-      const required = 'price' in ref ? { price: ref.price, weightGrams: ref.weightGrams } : {};
+      let required = {};
+      try {
+        if ('price' in ref) required = { price: checkedPrice(ref.price), weightGrams: checkedWeight(ref.weightGrams) };
+      } catch (error) {
+        // Rejected rather than thrown: thrown, it would fail the whole `_entities` list instead of this entity.
+        return Promise.reject(error as Error);
+      }
       return { id: ref.id.toLowerCase(), ...required };
     },
     stock: ({ id, available }, _args, { loaders }) => available ?? loaders.available.load(id),

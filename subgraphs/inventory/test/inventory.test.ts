@@ -158,6 +158,41 @@ describe('inventory subgraph: shipping estimate', () => {
   });
 });
 
+describe('inventory subgraph: representations a client got wrong', () => {
+  const id = () => shop.products[0]!.id;
+
+  it('refuses a representation of a type that is not an entity here with BAD_USER_INPUT, not an internal error', async () => {
+    for (const [typename, field] of [
+      ['Nope', 'representations[1].__typename'],
+      ['Money', 'representations[1].__typename'],
+      [undefined, 'representations[1].__typename'],
+    ] as const) {
+      const { res } = await entities<StockEntity>('id stock', [{ __typename: 'Product', id: id() }, { __typename: typename, id: id() }]);
+      expect(res.errors).toHaveLength(1);
+      expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
+      expect(res.errors?.[0]?.message).not.toMatch(/_entities resolver|Abstract type/);
+    }
+  });
+
+  it('refuses out-of-range @requires inputs with BAD_USER_INPUT on that entity and answers the others', async () => {
+    const good = { __typename: 'Product', id: id(), price: { amount: 1999, currency: 'USD' }, weightGrams: 1200 };
+    for (const [bad, field] of [
+      [{ price: { amount: 1e308, currency: 'USD' } }, 'representations.price'],
+      [{ price: { amount: -5, currency: 'USD' } }, 'representations.price'],
+      [{ price: { amount: 100, currency: 'dollars' } }, 'representations.price'],
+      [{ price: 'free' }, 'representations.price'],
+      [{ weightGrams: 1e20 }, 'representations.weightGrams'],
+      [{ weightGrams: -1 }, 'representations.weightGrams'],
+      [{ weightGrams: 'heavy' }, 'representations.weightGrams'],
+    ] as const) {
+      const { res } = await entities<ShippingEntity>('id shippingEstimate { amount currency }', [good, { ...good, ...bad }]);
+      expect(res.errors?.map((e) => [e.extensions?.code, e.extensions?.field, e.path])).toEqual([['BAD_USER_INPUT', field, ['_entities', 1]]]);
+      expect(res.data?._entities[0]).toEqual({ id: id(), shippingEstimate: { amount: 499 + 150 * 2, currency: 'USD' } });
+      expect(res.data?._entities[1]).toBeNull();
+    }
+  });
+});
+
 describe('inventory subgraph: restock', () => {
   it('adds up deliveries, starting from sold out, in one statement each', async () => {
     const soldOut = shop.products[9]!;

@@ -142,7 +142,7 @@ describe('users subgraph', () => {
         );
       return { ours: await describe('outbox'), reference: await describe('outbox_reference') };
     });
-    expect(columns.ours).toHaveLength(12);
+    expect(columns.ours).toHaveLength(13);
     expect(columns.ours).toEqual(columns.reference);
   });
 });
