@@ -39,11 +39,12 @@ afterAll(async () => {
 
 /** A `ws` WebSocket whose upgrade request says it comes from `address` (through a trusted proxy). */
 function fromAddress(address: string): typeof WebSocket {
-  return class extends WebSocket {
-    constructor(url: string, protocols?: string | string[]) {
+  class FromAddress extends WebSocket {
+    constructor(url: string | URL, protocols?: string | string[]) {
       super(url, protocols, { headers: { 'x-forwarded-for': address } });
     }
-  };
+  }
+  return FromAddress as unknown as typeof WebSocket;
 }
 
 interface Outcome {
