@@ -187,13 +187,16 @@ async function run(): Promise<number> {
     out(`\nidempotency keys sent: ${load.usesIdempotencyKeys}; ${ORDERS_PER_SECOND} placeOrder/s; run took ${elapsed(started)}\n`);
     out(resultsTable(results));
     failed = results.some((r) => r.problems.length > 0);
+  } catch (error) {
+    // A fault the stack did not come back from (a process that would not start, a server that would not restart).
+    out(`\nthe run stopped: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  } finally {
     if (failed) {
       out('\nwarnings and errors logged by each service (most frequent first):');
       for (const service of stack.services.values()) out(`${service.name}:\n${logSummary(path.join(dir, 'logs', `${service.name}.log`))}`);
       out('\nlast lines of each log:');
       for (const service of stack.services.values()) out(`--- ${service.name}\n${service.tail(15)}`);
     }
-  } finally {
     await stack.stop();
     if (failed || KEEP_LOGS) out(`\nlogs kept in ${path.join(dir, 'logs')}`);
     else rmSync(dir, { recursive: true, force: true });
