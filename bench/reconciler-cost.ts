@@ -69,8 +69,8 @@ async function measure(label: string, ms: number, load: () => Promise<void>): Pr
   const minutes = (ms + (label === 'idle' ? 0 : 30_000)) / 60_000;
   const sql = (await reconcilerStatements()) - statements;
   const redisCalls = (await redisChecks(started)) - checks;
-  console.log(
-    `${label}: ${placed} orders; reconciler SQL ${(sql / minutes).toFixed(1)}/min, Redis look-ups ${(redisCalls / minutes).toFixed(1)}/min over ${minutes.toFixed(2)} min`,
+  process.stdout.write(
+    `${label}: ${placed} orders; reconciler SQL ${(sql / minutes).toFixed(1)}/min, Redis look-ups ${(redisCalls / minutes).toFixed(1)}/min over ${minutes.toFixed(2)} min\n`,
   );
 }
 
