@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { migrate, openDatabase } from '@shop/common';
+import { QUEUES, createLogger, createRedis, migrate, openDatabase } from '@shop/common';
 import { freePort, startPrivatePostgres, startPrivateRedis, type PrivatePostgres, type PrivateRedis } from '@shop/common/test-servers';
 import { users } from '@shop/users';
 import { products } from '@shop/products';
@@ -14,6 +14,7 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const DEFINITIONS = { users, products, orders, inventory } as const;
 export type SubgraphName = keyof typeof DEFINITIONS;
 export const SUBGRAPHS = Object.keys(DEFINITIONS) as SubgraphName[];
+const QUEUE_PREFIX = 'faults';
 export type ServiceName = SubgraphName | 'notify' | 'router';
 
 /** A random secret of 64 characters, as `openssl rand -base64 48` gives. */
@@ -37,6 +38,15 @@ export class FaultStack {
   readonly deaths: Death[] = [];
   /** Whether placeOrder's input has `idempotencyKey` in the supergraph the router serves. */
   idempotencyKeys = false;
+
+  /** Extra environment for every service, e.g. to try a setting: FAULTS_SERVICE_ENV='{"NAME":"value"}'. */
+  static extraEnv(): NodeJS.ProcessEnv {
+    const raw = process.env.FAULTS_SERVICE_ENV;
+    if (!raw) return {};
+    const parsed: unknown = JSON.parse(raw);
+    if (typeof parsed !== 'object' || parsed === null) throw new Error('FAULTS_SERVICE_ENV must be a JSON object');
+    return Object.fromEntries(Object.entries(parsed).map(([key, value]) => [key, String(value)]));
+  }
 
   private constructor(
     readonly postgres: PrivatePostgres,
@@ -90,7 +100,7 @@ export class FaultStack {
       IDENTITY_SECRET: secret(),
       JWT_SECRET: secret(),
       REDIS_URL: this.redis.url,
-      QUEUE_PREFIX: 'faults',
+      QUEUE_PREFIX,
       USERS_DATABASE_URL: this.databaseUrls.users,
       PRODUCTS_DATABASE_URL: this.databaseUrls.products,
       ORDERS_DATABASE_URL: this.databaseUrls.orders,
@@ -101,6 +111,7 @@ export class FaultStack {
       OUTBOX_RECONCILE_INTERVAL_MS: '2000',
       OUTBOX_RECONCILE_AGE_MS: '3000',
       OTEL_SDK_DISABLED: 'true',
+      ...FaultStack.extraEnv(),
     };
     const lookups = { USERS_SUBGRAPH_URL: subgraphUrl('users'), PRODUCTS_SUBGRAPH_URL: subgraphUrl('products') };
     const routerEnv: NodeJS.ProcessEnv = {
@@ -141,6 +152,28 @@ export class FaultStack {
     const service = this.services.get(name);
     if (!service) throw new Error(`no service ${name}`);
     return service;
+  }
+
+  /** Jobs Redis holds per queue (waiting, active, delayed, prioritized), and its number of keys. */
+  async queuedJobs(): Promise<Record<string, number>> {
+    const redis = createRedis(this.redis.url, createLogger('faults', 'silent'), { blocking: true });
+    try {
+      const counts: Record<string, number> = {};
+      for (const queue of Object.values(QUEUES)) {
+        const base = `${QUEUE_PREFIX}:${queue}`;
+        const sizes = await Promise.all([
+          redis.llen(`${base}:wait`),
+          redis.llen(`${base}:active`),
+          redis.zcard(`${base}:delayed`),
+          redis.zcard(`${base}:prioritized`),
+        ]);
+        counts[queue] = sizes.reduce((a, b) => a + b, 0);
+      }
+      counts.keys = await redis.dbsize();
+      return counts;
+    } finally {
+      redis.disconnect();
+    }
   }
 
   get routerUrl(): string {

@@ -100,6 +100,8 @@ export class OrderLoad {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly laterCancels = new Set<NodeJS.Timeout>();
   private idempotencyKeys: boolean;
+  /** Set by stop: checkouts still answering then schedule no later cancellation. */
+  private stopping = false;
 
   constructor(private readonly options: OrderLoadOptions) {
     this.idempotencyKeys = options.idempotencyKeys;
@@ -113,6 +115,7 @@ export class OrderLoad {
   /** Starts sending into a new tally. */
   start(): void {
     this.tally = emptyTally();
+    this.stopping = false;
     const tickMs = 20;
     let orderCredit = 0;
     let signUpCredit = 0;
@@ -128,6 +131,7 @@ export class OrderLoad {
   /** Stops sending, drops cancellations not yet due, waits for the requests in flight; returns the tally. */
   async stop(): Promise<LoadTally> {
     clearInterval(this.timer);
+    this.stopping = true;
     for (const timer of this.laterCancels) clearTimeout(timer);
     this.laterCancels.clear();
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
@@ -175,7 +179,7 @@ export class OrderLoad {
     const roll = Math.random();
     if (roll < this.options.cancelShare / 2) {
       await this.cancel(tally, customer, id, 'changed my mind at once');
-    } else if (roll < this.options.cancelShare) {
+    } else if (roll < this.options.cancelShare && !this.stopping) {
       const timer = setTimeout(() => {
         this.laterCancels.delete(timer);
         this.track(this.cancel(tally, customer, id, 'changed my mind later'));

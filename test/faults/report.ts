@@ -6,6 +6,8 @@ import type { Death } from './service-process.js';
 /** One fault's outcome, one row of the table. */
 export interface PhaseResult {
   fault: string;
+  /** What the fault did, as the harness saw it take effect. */
+  observed: string;
   tally: LoadTally;
   verdict: Verdict;
   deaths: Death[];
@@ -51,8 +53,9 @@ export function resultsTable(results: readonly PhaseResult[]): string {
   const details = results.map((r) => {
     const statuses = Object.entries(r.verdict.byStatus).map(([s, n]) => `${s} ${n}`).join(', ');
     const lines = [
-      `${r.fault}: ${r.verdict.orders} orders in the database (${statuses || 'none'}); client-visible failures: ${failures(r.tally)}`,
+      `${r.fault} (${r.observed}):\n  ${r.verdict.orders} orders in the database (${statuses || 'none'}); client-visible failures: ${failures(r.tally)}`,
       ...r.problems.map((p) => `  FAIL ${p}`),
+      '',
     ];
     return lines.join('\n');
   });

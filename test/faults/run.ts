@@ -33,6 +33,7 @@ const ONLY = readOptional(process.env, 'FAULTS_ONLY')?.toLowerCase().split(',').
 const BEFORE_MS = 4_000;
 const AFTER_MS = 6_000;
 const CUSTOMERS = 20;
+const FINAL_QUIET_MS = 10_000;
 /** The whole run's bound: it stops by itself, whatever hangs. */
 const RUN_LIMIT_MS = 15 * 60_000;
 
@@ -109,8 +110,8 @@ async function runPhase(
   await sleep(BEFORE_MS);
   out(`  ${elapsed(phaseStart)} injecting: ${fault.name}`);
   for (const service of stack.services.values()) service.note(`fault "${fault.name}" injected`);
-  await fault.run(stack);
-  out(`  ${elapsed(phaseStart)} fault over, stack whole again`);
+  const observed = await fault.run(stack);
+  out(`  ${elapsed(phaseStart)} fault over, stack whole again: ${observed}`);
   await sleep(AFTER_MS);
   const tally = await load.stop();
   out(`  ${elapsed(phaseStart)} load stopped: ${tally.placed.size} orders placed OK; settling`);
@@ -125,7 +126,7 @@ async function runPhase(
   const problems = [...verdict.problems];
   for (const death of deaths) problems.push(`${death.service} died (${death.signal ?? `exit code ${death.code}`}) without being killed`);
   if (down.length > 0) problems.push(`not running at the end of the phase: ${down.join(', ')}`);
-  return { fault: fault.name, tally, verdict, deaths, down, settleSeconds: seconds, settleLimitSeconds: SETTLE_MS / 1000, problems };
+  return { fault: fault.name, observed, tally, verdict, deaths, down, settleSeconds: seconds, settleLimitSeconds: SETTLE_MS / 1000, problems };
 }
 
 async function run(): Promise<number> {
@@ -157,7 +158,9 @@ async function run(): Promise<number> {
       results.push(result);
       for (const problem of result.problems) out(`  FAIL ${problem}`);
     }
-    // Every order of the test once more: what an earlier fault broke and nothing repaired since shows here.
+    // Every order of the test once more, after a quiet spell: what an earlier fault broke and nothing repaired
+    // since, or a late duplicate of the last phase, shows here.
+    await sleep(FINAL_QUIET_MS);
     const all = results.reduce(
       (sum, r) => {
         for (const id of r.tally.placed) sum.placed.add(id);
@@ -172,6 +175,7 @@ async function run(): Promise<number> {
     const final = check(await readSnapshot(stack.databaseUrls), seed, seed, all);
     results.push({
       fault: 'all phases, at the end',
+      observed: `${FINAL_QUIET_MS / 1000}s after the last phase settled`,
       tally: all,
       verdict: final,
       deaths: [],
@@ -183,13 +187,16 @@ async function run(): Promise<number> {
     out(`\nidempotency keys sent: ${load.usesIdempotencyKeys}; ${ORDERS_PER_SECOND} placeOrder/s; run took ${elapsed(started)}\n`);
     out(resultsTable(results));
     failed = results.some((r) => r.problems.length > 0);
+  } catch (error) {
+    // A fault the stack did not come back from (a process that would not start, a server that would not restart).
+    out(`\nthe run stopped: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  } finally {
     if (failed) {
       out('\nwarnings and errors logged by each service (most frequent first):');
       for (const service of stack.services.values()) out(`${service.name}:\n${logSummary(path.join(dir, 'logs', `${service.name}.log`))}`);
       out('\nlast lines of each log:');
       for (const service of stack.services.values()) out(`--- ${service.name}\n${service.tail(15)}`);
     }
-  } finally {
     await stack.stop();
     if (failed || KEEP_LOGS) out(`\nlogs kept in ${path.join(dir, 'logs')}`);
     else rmSync(dir, { recursive: true, force: true });

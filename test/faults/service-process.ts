@@ -139,6 +139,18 @@ export class ServiceProcess {
     clearTimeout(timer);
   }
 
+  /** The kernel's state letter of the process (R, S, T when stopped ...), undefined when it is not running. */
+  state(): string | undefined {
+    const pid = this.pid;
+    if (pid === undefined) return undefined;
+    try {
+      // Fields after the command name, which is in parentheses and may hold spaces.
+      return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
+    } catch {
+      return undefined;
+    }
+  }
+
   /** SIGSTOP: the process holds its connections and does nothing, as a long GC pause or a frozen VM would. */
   pause(): void {
     this.child?.kill('SIGSTOP');

@@ -91,6 +91,18 @@ function traced<T>(system: 'postgres' | 'pglite', text: string, run: () => Promi
   );
 }
 
+/**
+ * A pool none of whose clients can crash the process with an 'error' event. The pool listens to idle clients only, and
+ * pool.query with `once`: a server that ends a connection sends an error message and then closes the socket, and the
+ * second error, or one on a client the pool has already discarded, would have no listener. Failures still reach the
+ * statement that was running, and the pool replaces clients that failed.
+ */
+function listened(pool: pg.Pool): pg.Pool {
+  pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
+  return pool;
+}
+
 class PostgresDatabase implements Database {
   readonly kind = 'postgres';
   statementCount = 0;
@@ -103,9 +115,7 @@ class PostgresDatabase implements Database {
     readonly name: string | undefined,
     connectionTimeoutMs: number,
   ) {
-    this.pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: connectionTimeoutMs });
-    // An idle client losing its connection must not crash the process; the pool replaces it.
-    this.pool.on('error', () => undefined);
+    this.pool = listened(new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: connectionTimeoutMs }));
   }
 
   /** A failed connection becomes a DatabaseUnavailableError naming this database; other errors stay as they are. */
@@ -197,8 +207,7 @@ class PostgresDatabase implements Database {
       query_timeout: PING_QUERY_TIMEOUT_MS,
       idleTimeoutMillis: 30_000,
     });
-    pool.on('error', () => undefined);
-    return pool;
+    return listened(pool);
   }
 
   private closing: Promise<void> | undefined;

@@ -130,7 +130,7 @@ export function postgresBinDir(): string | undefined {
  * A PostgreSQL cluster of the test's own (initdb into a temporary directory, trust auth on 127.0.0.1). PostgreSQL
  * refuses to run as root, so as root the cluster belongs to the `postgres` user.
  */
-export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+export async function startPrivatePostgres(options: { settings?: Record<string, string> } = {}): Promise<PrivatePostgres> {
   const bin = postgresBinDir();
   if (!bin) throw new Error('PostgreSQL server binaries not found under /usr/lib/postgresql');
   const port = await freePort();
@@ -146,9 +146,10 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   }
   const data = path.join(dir, 'data');
   run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
+  const extra = Object.entries(options.settings ?? {}).map(([name, value]) => ` -c ${name}=${value}`).join('');
+  const serverOptions = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200${extra}`;
   const start = async () => {
-    run('pg_ctl', ['-D', data, '-l', path.join(dir, 'log'), '-o', options, '-w', 'start']);
+    run('pg_ctl', ['-D', data, '-l', path.join(dir, 'log'), '-o', serverOptions, '-w', 'start']);
     await until(`postgres on port ${port}`, async () => {
       const client = new pg.Client({ connectionString: url('postgres') });
       await client.connect();

@@ -68,6 +68,30 @@ describe('a database whose connections are cut (pg_terminate_backend)', () => {
     expect(await db.query('SELECT id FROM items')).toEqual([{ id: 3 }]);
   });
 
+  it('survives connections cut again and again under concurrent statements and transactions', async () => {
+    for (let round = 0; round < 15; round++) {
+      const work = Array.from({ length: 8 }, (_, i) =>
+        (i % 2 === 0
+          ? db.query(`SELECT pg_sleep(${(i + 1) * 0.02})`)
+          : db.transaction(async (tx) => {
+              await tx.query('SELECT 1');
+              await sleep(i * 10);
+              await tx.query(`SELECT pg_sleep(${i * 0.01})`);
+            })
+        ).then(
+          () => undefined,
+          (error: unknown) => error,
+        ),
+      );
+      await sleep(round * 7);
+      await server.terminateBackends('outage');
+      for (const outcome of await Promise.all(work)) if (outcome !== undefined) expect(outcome).toBeInstanceOf(DatabaseUnavailableError);
+    }
+    // Errors arriving after a statement ended are not thrown anywhere: give them a moment to surface as unhandled.
+    await sleep(300);
+    expect(await db.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+  });
+
   it('fails a statement that was running', async () => {
     const running = rejection(db.query('SELECT pg_sleep(5)'));
     const inTransaction = rejection(db.transaction((tx) => tx.query('SELECT pg_sleep(5)')));
