@@ -85,7 +85,7 @@ describe('login', () => {
       [created.data!.createUser.id],
     );
     expect(row?.role).toBe('CUSTOMER');
-    expect(row?.passwordHash).toMatch(/^scrypt\$65536\$8\$1\$[\w-]+\$[\w-]+$/);
+    expect(row?.passwordHash).toMatch(/^scrypt\$131072\$8\$1\$[\w-]+\$[\w-]+$/);
     expect(row?.passwordHash).not.toContain('a long enough secret');
     const res = await graphql(subgraph.url, LOGIN, { e: 'signup@example.com', p: 'a long enough secret' });
     expect(res.errors).toBeUndefined();
