@@ -9,11 +9,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { SERVICES, type Service } from './services.js';
 import { redisAnswers, startPrivateRedis } from './redis.js';
-import { DEMO_ADMIN, DEMO_CUSTOMER_PASSWORD } from '@shop/common';
+import { DEMO_ADMIN, DEMO_CUSTOMER_PASSWORD, logFormat } from '@shop/common';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const children = new Map<string, ChildProcess>();
 const env: NodeJS.ProcessEnv = { ...process.env };
+// The services write to pipes (prefixed here), not to the terminal: ask them for readable lines when this runs on one.
+env.LOG_FORMAT ??= logFormat(process.env, process.stdout);
 const PRIVATE_REDIS_PORT = 6390;
 let stopping = false;
 
