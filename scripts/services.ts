@@ -2,7 +2,7 @@
  * The processes `npm start` runs, in start order; `port` is where each answers
  * /health. The notification worker runs as its own process only on a database
  * server: embedded PGlite belongs to one process, so there the users subgraph
- * runs the worker itself.
+ * runs the worker itself. The web app's dev server comes last, after the router it proxies to.
  */
 export interface Service {
   name: string;
@@ -19,4 +19,6 @@ export const SERVICES: readonly Service[] = [
   { name: 'notify', entry: 'subgraphs/users/src/worker-main.ts', port: undefined, when: (env) => Boolean(env.USERS_DATABASE_URL) },
   { name: 'dashboard', entry: 'dashboard/src/main.ts', port: 4005 },
   { name: 'router', entry: 'router/src/main.ts', port: 4000 },
+  // The web app's Vite dev server, proxying /graphql to the router; started once the router answers.
+  { name: 'web', entry: 'web/scripts/dev.ts', port: 5173 },
 ];

@@ -1,6 +1,6 @@
 /**
- * `npm start`: runs the four subgraphs, the notification worker and the router
- * as separate processes, as they run in production, and stops them all on
+ * `npm start`: runs the four subgraphs, the notification worker, the router and
+ * the web app's dev server as separate processes, as they run in production, and stops them all on
  * Ctrl-C. Each subgraph migrates its database and loads the demo data into an
  * empty one as it starts. Without REDIS_URL it uses a Redis on 127.0.0.1:6379,
  * or starts a private redis-server when none answers there.
@@ -9,11 +9,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { SERVICES, type Service } from './services.js';
 import { redisAnswers, startPrivateRedis } from './redis.js';
-import { DEMO_ADMIN, DEMO_CUSTOMER_PASSWORD } from '@shop/common';
+import { DEMO_ADMIN, DEMO_CUSTOMER_PASSWORD, logFormat } from '@shop/common';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const children = new Map<string, ChildProcess>();
 const env: NodeJS.ProcessEnv = { ...process.env };
+// The services write to pipes (prefixed here), not to the terminal: ask them for readable lines when this runs on one.
+env.LOG_FORMAT ??= logFormat(process.env, process.stdout);
 const PRIVATE_REDIS_PORT = 6390;
 let stopping = false;
 
@@ -108,14 +110,19 @@ async function ensureRedis(): Promise<void> {
 
 try {
   await ensureRedis();
-  const backends = SERVICES.filter((s) => s.name !== 'router' && (s.when?.(env) ?? true));
+  const backends = SERVICES.filter((s) => s.name !== 'router' && s.name !== 'web' && (s.when?.(env) ?? true));
   for (const service of backends) start(service);
   await Promise.all(backends.map((s) => (s.port ? waitForHealth(s.name, s.port) : Promise.resolve())));
   const router = SERVICES.find((s) => s.name === 'router')!;
   start(router);
   await waitForHealth(router.name, router.port!);
+  const web = SERVICES.find((s) => s.name === 'web')!;
+  env.ROUTER_URL ??= `http://127.0.0.1:${router.port}`;
+  start(web);
+  await waitForHealth(web.name, web.port!);
   process.stdout.write(
-    `\nThe shop is running. Explore it in Apollo Sandbox: http://localhost:${router.port}/graphql\n` +
+    `\nThe shop is running.\nOpen the shop (web app): http://localhost:${web.port}/\n` +
+      `Explore the API in Apollo Sandbox: http://localhost:${router.port}/graphql\n` +
       // Demo data only (README, "Security model"): send the token as `Authorization: Bearer <token>`.
       `Log in with login(email: "${DEMO_ADMIN.email}", password: "${DEMO_ADMIN.password}") (customers: "${DEMO_CUSTOMER_PASSWORD}")\n` +
       `Queues (Bull Board): http://localhost:4005/queues\nPress Ctrl-C to stop.\n\n`,

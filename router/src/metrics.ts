@@ -109,10 +109,31 @@ export class RouterMetrics {
         return {
           willSendResponse: async ({ operationName, operation, errors, response }) => {
             const name = operationName ?? 'anonymous';
-            const result = response.body.kind === 'single' ? response.body.singleResult : undefined;
-            const failed = (errors?.length ?? 0) > 0 || (result?.errors?.length ?? 0) > 0;
-            this.operations.inc({ operation: name, type: operation?.operation ?? 'unknown', outcome: failed ? 'error' : 'ok' });
-            this.operationDuration.observe({ operation: name }, (performance.now() - started) / 1000);
+            const body = response.body;
+            const result = body.kind === 'single' ? body.singleResult : body.initialResult;
+            const failed = (errors?.length ?? 0) > 0 || (result.errors?.length ?? 0) > 0;
+            const record = (outcome: boolean) => {
+              this.operations.inc({ operation: name, type: operation?.operation ?? 'unknown', outcome: outcome ? 'error' : 'ok' });
+              this.operationDuration.observe({ operation: name }, (performance.now() - started) / 1000);
+            };
+            if (body.kind === 'single') {
+              record(failed);
+              return;
+            }
+            // @defer: the operation ends with its last payload, and fails if any payload carries errors.
+            const payloads = body.subsequentResults;
+            body.subsequentResults = (async function* () {
+              let deferredFailed = false;
+              try {
+                for await (const payload of payloads) {
+                  const items: readonly { errors?: readonly unknown[] }[] = payload.incremental ?? [];
+                  if (items.some((item) => (item.errors?.length ?? 0) > 0)) deferredFailed = true;
+                  yield payload;
+                }
+              } finally {
+                record(failed || deferredFailed);
+              }
+            })();
           },
         };
       },

@@ -23,7 +23,11 @@ export class PlanCache<T> {
 
   /** The cached value for this operation, or what `build` returns (cached when it does not throw). */
   get(document: DocumentNode, operationName: string | undefined, build: () => T): T {
-    const key = operationKey(document, operationName);
+    return this.getByKey(operationKey(document, operationName), build);
+  }
+
+  /** The cached value under `key` (an operation key with anything else the value depends on), or what `build` returns. */
+  getByKey(key: string, build: () => T): T {
     const hit = this.entries.get(key);
     if (hit !== undefined) {
       this.entries.delete(key);

@@ -10,7 +10,7 @@ import { LoginThrottle } from './login-throttle.js';
 import { clientErrorFormatter, clientErrorsPlugin } from './client-errors.js';
 import { RouterMetrics } from './metrics.js';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { GraphQLSchema } from 'graphql';
+import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import type { RouterContext } from './context.js';
 import { SubgraphDataSource } from './datasource.js';
 import { EntityCache } from './entity-cache.js';
@@ -25,6 +25,8 @@ import { SubgraphResilience } from './resilience.js';
 import { createHttpFetch } from './http-fetch.js';
 import { InFlightRequests } from './in-flight.js';
 import { routerPublicCodes } from './error-codes.js';
+import { DeferExecutor } from './defer.js';
+import { IncrementalDelivery } from './incremental.js';
 
 export interface Router {
   apollo: ApolloServer<RouterContext>;
@@ -50,10 +52,17 @@ function operationLog(): ApolloServerPlugin<RouterContext> {
       const started = performance.now();
       return {
         async willSendResponse({ operationName, errors, response }) {
-          const result = response.body.kind === 'single' ? response.body.singleResult : undefined;
-          const errorCount = (errors?.length ?? 0) || (result?.errors?.length ?? 0);
+          const body = response.body;
+          const result = body.kind === 'single' ? body.singleResult : body.initialResult;
+          const errorCount = (errors?.length ?? 0) || (result.errors?.length ?? 0);
           contextValue.log.info(
-            { operationName: operationName ?? null, ms: Math.round((performance.now() - started) * 10) / 10, errors: errorCount },
+            {
+              operationName: operationName ?? null,
+              ms: Math.round((performance.now() - started) * 10) / 10,
+              errors: errorCount,
+              // @defer: the time and errors of the first payload; the others follow.
+              ...(body.kind === 'incremental' ? { incremental: true } : {}),
+            },
             'operation',
           );
         },
@@ -103,19 +112,28 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     { onCombined: (subgraph, fetches) => metrics.entityFetchesCombined.inc({ subgraph }, fetches) },
   );
   subscriptionsOpen = () => subscriptions.openCount;
+  // @defer: operations the gateway cannot execute, run by the router (see defer.ts, incremental.ts).
+  const deferExecutor = new DeferExecutor(
+    (name, url) => new SubgraphDataSource(name, url, resilience, observe, entityCache),
+    config.subgraphUrls,
+  );
   let apiSchema: GraphQLSchema | undefined;
   gateway.onSchemaLoadOrUpdate(({ apiSchema: schema, coreSupergraphSdl }) => {
     apiSchema = schema;
     subscriptions.updateSchema(schema, coreSupergraphSdl);
+    deferExecutor.updateSchema(coreSupergraphSdl);
   });
   const mask = formatError(config.production, routerPublicCodes(config.publicErrorCodes));
   const withLimitCodes = limitErrorFormatter(config.limits.maxTokens);
+  const formatErrorForClients = (formatted: GraphQLFormattedError, error: unknown) =>
+    mask(clientErrorFormatter(withLimitCodes(formatted, error), error), error);
+  const incremental = new IncrementalDelivery(deferExecutor, formatErrorForClients);
   const safelist = config.safelistPath ? Safelist.fromManifestFile(config.safelistPath) : undefined;
   const loginThrottle =
     redis && config.loginThrottle.accountFailures > 0 ? new LoginThrottle(redis, `${config.keyPrefix}:`, config.loginThrottle, log) : undefined;
   if (safelist) log.info({ operations: safelist.size, path: config.safelistPath }, 'safelist mode: only registered operations run');
   const apollo = new ApolloServer<RouterContext>({
-    gateway,
+    gateway: incremental.gateway(gateway),
     persistedQueries: {
       ...(safelist
         ? { cache: safelist.cache() }
@@ -128,13 +146,14 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     // No "Did you mean ...?" in production: with introspection off, suggestions would still spell the schema out.
     hideSchemaDetailsFromClientErrors: config.production,
     includeStacktraceInErrorResponses: !config.production,
-    formatError: (formatted, error) => mask(clientErrorFormatter(withLimitCodes(formatted, error), error), error),
+    formatError: formatErrorForClients,
     csrfPrevention: true,
     // The process's own signal handlers stop the router gracefully; Apollo's would stop it under in-flight requests.
     stopOnTerminationSignals: false,
     parseOptions: { maxTokens: config.limits.maxTokens },
     validationRules: limitRules(config.limits),
     plugins: [
+      incremental.plugin(),
       operationLog(),
       operationSpanPlugin<RouterContext>(),
       metrics.plugin(),

@@ -6,6 +6,7 @@ export * from './errors.js';
 export * from './http.js';
 export * from './ids.js';
 export * from './logger.js';
+export { logFormat, prettyDestination, prettyLine } from './pretty-log.js';
 export * from './pagination.js';
 export * from './service.js';
 export * from './subgraph.js';

@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { ROOT_CONTEXT, context as traceContext } from '@opentelemetry/api';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import type { LogLevel } from './config.js';
+import { logFormat, prettyDestination } from './pretty-log.js';
 
 export type { Logger };
 
@@ -50,8 +51,12 @@ export function hasLogContext(log: Logger): boolean {
   return (log as unknown as Record<symbol, unknown>)[pino.symbols.mixinSym] === contextMixin;
 }
 
-/** JSON logs on stdout (or `destination`), one logger per process, named after the service. */
+/**
+ * Logs on stdout (or `destination`), one logger per process, named after the service: JSON lines, or pretty-printed
+ * on a terminal in development (see `logFormat`).
+ */
 export function createLogger(service: string, level: LogLevel, destination?: DestinationStream): Logger {
   const options = { name: service, level, base: { service }, mixin: contextMixin };
-  return destination ? pino(options, destination) : pino(options);
+  if (destination) return pino(options, destination);
+  return logFormat() === 'pretty' ? pino(options, prettyDestination()) : pino(options);
 }

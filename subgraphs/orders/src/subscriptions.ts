@@ -102,6 +102,8 @@ async function follow<K extends string>(
     const last = sent.get(order.id);
     if (last && (last.status === order.status || at < last.at)) return;
     sent.set(order.id, { status: order.status, at });
+    // The subscription's loaders live as long as it does: the history read for an earlier event is stale now.
+    context.loaders.statusHistory.clear(order.id);
     out.push({ [field]: order } as Payload<K>);
   };
   /** Sends `next`'s order after everything asked for before it. */
