@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 import {
+  BREAK,
+  GraphQLError,
   Kind,
+  visit,
   type DocumentNode,
   type FieldNode,
   type FragmentDefinitionNode,
@@ -90,6 +93,18 @@ export function loginAttempts(
   };
   visit(operation.selectionSet);
   return attempts;
+}
+
+function usesDefer(document: DocumentNode): boolean {
+  let found = false;
+  visit(document, {
+    Directive(node) {
+      if (node.name.value !== 'defer') return undefined;
+      found = true;
+      return BREAK;
+    },
+  });
+  return found;
 }
 
 function emailOf(field: FieldNode, variables: Readonly<Record<string, unknown>> | undefined): string {
@@ -186,6 +201,13 @@ export class LoginThrottle {
             if (operation?.operation !== 'mutation') return;
             attempts = loginAttempts(operation, document, request.variables);
             if (attempts.length === 0) return;
+            // The outcome is read from the single answer: a deferred login would go uncounted.
+            if (usesDefer(document)) {
+              attempts = [];
+              throw new GraphQLError('login cannot be deferred: send it without @defer.', {
+                extensions: { code: ErrorCode.BadRequest, http: { status: 400 } },
+              });
+            }
             const limited = await this.check(contextValue.clientAddress ?? 'unknown', attempts.map((a) => a.email));
             if (limited) {
               attempts = [];

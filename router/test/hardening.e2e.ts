@@ -160,6 +160,17 @@ describe('failed logins, throttled per account and per address across replicas a
     expect((await loginOver(throttled.url, '10.0.1.6', alice.email, DEMO_CUSTOMER_PASSWORD)).token).toBeDefined();
   });
 
+  it('refuses a deferred login, whose outcome it could not count', async () => {
+    const res = await graphql(
+      throttled.url,
+      'mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token ... @defer { user { id } } } }',
+      { e: carol.email, p: 'wrong' },
+      { 'x-forwarded-for': '10.0.4.1', accept: 'multipart/mixed; deferSpec=20220824, application/json' },
+    );
+    expect(res.status).toBe(400);
+    expect(codes(res)).toEqual(['BAD_REQUEST']);
+  });
+
   it('locks an address out after failures on several accounts', { timeout: 90_000 }, async () => {
     for (const [i, email] of ['nobody-1@shop.example', 'nobody-2@shop.example', 'nobody-3@shop.example', 'nobody-4@shop.example'].entries()) {
       expect((await loginOver(i % 2 ? replica.url : throttled.url, '10.0.2.1', email, 'guess')).codes).toEqual(['UNAUTHENTICATED']);
