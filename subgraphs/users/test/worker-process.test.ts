@@ -17,11 +17,14 @@ beforeAll(async () => {
 });
 afterAll(() => redis?.cleanup());
 
-/** Runs worker-main.ts as `npm run worker` does; `untilOutput` sends SIGTERM once stdout contains it. */
-function runWorker(env: NodeJS.ProcessEnv, untilOutput?: { text: string; then: () => Promise<void> }) {
+/**
+ * Runs worker-main.ts as `npm run worker` does, its probes on a free port; `untilOutput` runs `then` (with the output so
+ * far) once stdout contains its text, and sends SIGTERM when that resolves.
+ */
+function runWorker(env: NodeJS.ProcessEnv, untilOutput?: { text: string; then: (stdout: string) => Promise<void> }) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'subgraphs/users/src/worker-main.ts'], {
     cwd: root,
-    env: { PATH: process.env.PATH, LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env.PATH, LOG_LEVEL: 'info', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -31,7 +34,7 @@ function runWorker(env: NodeJS.ProcessEnv, untilOutput?: { text: string; then: (
     stdout += chunk;
     if (untilOutput && !triggered && stdout.includes(untilOutput.text)) {
       triggered = true;
-      untilOutput.then().then(
+      untilOutput.then(stdout).then(
         () => child.kill('SIGTERM'),
         (error: unknown) => {
           stderr += `test step failed: ${String(error)}\n`;
@@ -44,6 +47,18 @@ function runWorker(env: NodeJS.ProcessEnv, untilOutput?: { text: string; then: (
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
     child.on('exit', (code) => resolve({ code, stdout, stderr })),
   );
+}
+
+/** The address of the worker's probes, from its log. */
+function probesOf(stdout: string): string {
+  const url = /"url":"(http:\/\/[^"]+)\/health".*"msg":"probes served"/.exec(stdout)?.[1];
+  if (!url) throw new Error(`no "probes served" line in:\n${stdout}`);
+  return url;
+}
+
+async function probe(url: string): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(url);
+  return { status: res.status, body: res.headers.get('content-type')?.includes('json') ? await res.json() : await res.text() };
 }
 
 describe('worker process', () => {
@@ -96,7 +111,16 @@ describe('worker process', () => {
           { REDIS_URL: redis.url, QUEUE_PREFIX: redis.prefix, USERS_DATABASE_URL: databaseUrl },
           {
             text: 'notification worker started',
-            then: async () => {
+            then: async (stdout) => {
+              const probes = probesOf(stdout);
+              expect(await probe(`${probes}/health`)).toEqual({ status: 200, body: { status: 'ok' } });
+              expect(await probe(`${probes}/ready`)).toEqual({
+                status: 200,
+                body: { status: 'ready', checks: { database: 'ok', redis: 'ok', worker: 'ok' } },
+              });
+              const metrics = await probe(`${probes}/metrics`);
+              expect(metrics.status).toBe(200);
+              expect(metrics.body).toMatch(/^# TYPE \w+/m);
               // The worker migrated the empty database before it started.
               await db.query("INSERT INTO users (id, email, name) VALUES ($1, 'proc@example.com', 'Process Person')", [userId]);
               const message = welcomeMessage(userId);
@@ -115,6 +139,29 @@ describe('worker process', () => {
         await queue.close();
         connection.disconnect();
       }
+    });
+
+    it('answers /health while it cannot reach Redis, and /ready 503 naming what is missing', async () => {
+      let ready: unknown;
+      let health: unknown;
+      const { code, stdout } = await runWorker(
+        { REDIS_URL: 'redis://127.0.0.1:1', QUEUE_PREFIX: redis.prefix, USERS_DATABASE_URL: databaseUrl },
+        {
+          text: 'probes served',
+          then: async (output) => {
+            const probes = probesOf(output);
+            health = await probe(`${probes}/health`);
+            ready = await probe(`${probes}/ready`);
+          },
+        },
+      );
+      expect(health).toEqual({ status: 200, body: { status: 'ok' } });
+      expect(ready).toMatchObject({
+        status: 503,
+        body: { status: 'unavailable', checks: { database: 'ok', redis: expect.not.stringMatching(/^ok$/), worker: 'not consuming jobs' } },
+      });
+      expect(stdout).toContain('notification worker stopped');
+      expect(code).toBe(0);
     });
   });
 });
