@@ -6,6 +6,7 @@ import { Queue } from 'bullmq';
 import { createLogger, createRedis, openDatabase, type Database } from '@shop/common';
 import { createTestRedis, type TestRedis } from '@shop/common/testing';
 import { NOTIFICATIONS_QUEUE, welcomeJobId, welcomeMessage } from '../src/notifications/jobs.js';
+import { readWorkerProcessConfig } from '../src/notifications/config.js';
 import { notificationCount, waitForState } from './support.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -62,6 +63,18 @@ async function probe(url: string): Promise<{ status: number; body: unknown }> {
 }
 
 describe('worker process', () => {
+  it('serves its probes on 0.0.0.0:4006 in production, on a free loopback port elsewhere, or where HOST and PORT say', () => {
+    const database = { USERS_DATABASE_URL: 'postgres://db.internal/users' };
+    const at = (env: NodeJS.ProcessEnv) => {
+      const { host, port } = readWorkerProcessConfig({ ...database, ...env });
+      return { host, port };
+    };
+    expect(at({ NODE_ENV: 'production' })).toEqual({ host: '0.0.0.0', port: 4006 });
+    expect(at({})).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(at({ PORT: '4016', HOST: '::1' })).toEqual({ host: '::1', port: 4016 });
+  });
+
+
   it.each([
     [{ NODE_ENV: 'production' }, /USERS_DATABASE_URL is required/],
     [{ USERS_DATABASE_URL: 'postgres://127.0.0.1:1/none', NOTIFICATION_CONCURRENCY: '0' }, /NOTIFICATION_CONCURRENCY must be an integer between 1 and 1000/],

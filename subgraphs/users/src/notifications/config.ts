@@ -57,7 +57,10 @@ export function readNotificationProducerConfig(env: NodeJS.ProcessEnv, embeddedD
   };
 }
 
-/** Where the worker process answers /health, /ready and /metrics by default: beside the dashboard's 4005. */
+/**
+ * Where the worker process answers /health, /ready and /metrics by default in production (a container of its own):
+ * beside the dashboard's 4005. Elsewhere a free port (logged), so that several workers run side by side on one machine.
+ */
 export const WORKER_DEFAULT_PORT = 4006;
 
 /** What worker-main needs beyond the worker's own settings. */
@@ -65,7 +68,7 @@ export interface WorkerProcessConfig {
   /** USERS_DATABASE_URL; undefined only in development, where the users subgraph runs the worker itself. */
   databaseUrl: string | undefined;
   logLevel: LogLevel;
-  /** HOST and PORT of the probes' HTTP server (0.0.0.0 in production, for the kubelet; loopback otherwise). */
+  /** HOST and PORT of the probes' HTTP server (0.0.0.0:4006 in production, for the kubelet; loopback and a free port otherwise). */
   host: string;
   port: number;
   worker: NotificationWorkerConfig;
@@ -81,7 +84,7 @@ export function readWorkerProcessConfig(env: NodeJS.ProcessEnv): WorkerProcessCo
     databaseUrl,
     logLevel: readLogLevel(env),
     host: readString(env, 'HOST', production ? '0.0.0.0' : '127.0.0.1'),
-    port: readPort(env, 'PORT', WORKER_DEFAULT_PORT),
+    port: readPort(env, 'PORT', production ? WORKER_DEFAULT_PORT : 0),
     worker: readNotificationWorkerConfig(env),
   };
 }
