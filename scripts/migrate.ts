@@ -1,15 +1,14 @@
 /**
  * `npm run migrate` (in the image: `node scripts/dist/migrate.js`): applies pending migrations to every subgraph's
- * database. Refuses embedded databases in production (see migrationTargets). Safe beside starting replicas: they
+ * database. Refuses embedded databases in production (see readMigrationTargets). Safe beside starting replicas: they
  * take the same advisory lock.
  */
-import { ConfigError, prepareDatabase } from '@shop/common';
-import { migrationTargets } from './migration-targets.js';
+import { ConfigError, prepareDatabase, readMigrationTargets } from '@shop/common';
 import { SUBGRAPHS } from './subgraphs.js';
 
 let targets;
 try {
-  targets = migrationTargets(SUBGRAPHS.map((s) => s.name));
+  targets = readMigrationTargets(SUBGRAPHS.map((s) => s.name));
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   process.stderr.write(`migrate: ${error.message}\n`);

@@ -5,8 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '@shop/common';
-import { migrationTargets } from '../migration-targets.js';
+import { ConfigError, readMigrationTargets } from '@shop/common';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const NAMES = ['users', 'products', 'orders', 'inventory'];
@@ -21,17 +20,17 @@ afterAll(() => rm(scratch, { recursive: true, force: true }));
 describe('migration targets', () => {
   it('in production, refuses embedded databases and names the variables to set', () => {
     const { ORDERS_DATABASE_URL: _orders, INVENTORY_DATABASE_URL: _inventory, ...some } = urls;
-    expect(() => migrationTargets(NAMES, { NODE_ENV: 'production', ...some })).toThrow(ConfigError);
-    expect(() => migrationTargets(NAMES, { NODE_ENV: 'production', ...some })).toThrow(
+    expect(() => readMigrationTargets(NAMES, { NODE_ENV: 'production', ...some })).toThrow(ConfigError);
+    expect(() => readMigrationTargets(NAMES, { NODE_ENV: 'production', ...some })).toThrow(
       /no PostgreSQL server for orders, inventory: set ORDERS_DATABASE_URL, INVENTORY_DATABASE_URL/,
     );
   });
 
   it('in production with every server named, and in development with none, gives each subgraph its database', () => {
-    expect(migrationTargets(NAMES, { NODE_ENV: 'production', ...urls }).map((t) => [t.name, t.databaseUrl])).toEqual(
+    expect(readMigrationTargets(NAMES, { NODE_ENV: 'production', ...urls }).map((t) => [t.name, t.databaseUrl])).toEqual(
       NAMES.map((n) => [n, `postgres://db.internal:5432/${n}`]),
     );
-    const dev = migrationTargets(NAMES, { USERS_DATA_DIR: '/tmp/u' });
+    const dev = readMigrationTargets(NAMES, { USERS_DATA_DIR: '/tmp/u' });
     expect(dev.map((t) => t.databaseUrl)).toEqual([undefined, undefined, undefined, undefined]);
     expect(dev[0]!.dataDir).toBe('/tmp/u');
   });
