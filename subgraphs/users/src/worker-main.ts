@@ -4,25 +4,22 @@
  * SIGTERM or Ctrl-C stops taking jobs and lets running ones finish; a second
  * signal exits at once (their locks expire and another replica takes them over).
  * It answers /health, /ready (its database, Redis, and consuming) and /metrics
- * on HOST:PORT (default 4006), for Kubernetes' probes and Prometheus.
+ * on HOST:PORT (default 4006, or a free port when another worker on the machine has it), for Kubernetes' probes
+ * and Prometheus.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   createLogger,
   createRedis,
-  listen,
   main,
   migrate,
   openDatabase,
-  probeRoutes,
-  serveMetrics,
   shutdownTelemetry,
   startTelemetry,
   type Listening,
   type Logger,
-  type ReadinessCheck,
 } from '@shop/common';
 import { readWorkerProcessConfig } from './notifications/config.js';
+import { serveProbes } from './notifications/probes.js';
 import { startNotificationWorker, type NotificationWorker } from './notifications/worker.js';
 import { users } from './server.js';
 
@@ -83,17 +80,16 @@ main('notification worker', async () => {
   };
   try {
     // Served before migrating: /health answers at once, /ready once jobs are being consumed.
-    http = await listen(
-      probeListener({
+    http = await serveProbes(
+      {
         database: () => db.ping(),
         redis: () => probe.ping(),
         worker: async () => {
           if (!worker?.worker.isRunning()) throw new Error('not consuming jobs');
         },
-      }),
-      config.port,
-      config.host,
-      '/health',
+      },
+      config,
+      log,
     );
     log.info({ url: http.url }, 'probes served');
     // Idempotent and locked against the subgraph doing the same, so the worker may start first.
@@ -106,14 +102,3 @@ main('notification worker', async () => {
     throw error;
   }
 });
-
-/** /health, /ready with the given checks, /metrics; 404 for anything else. */
-function probeListener(checks: Record<string, ReadinessCheck>) {
-  const probes = probeRoutes(checks);
-  return (req: IncomingMessage, res: ServerResponse) =>
-    void (async () => {
-      if ((await probes(req, res)) || (await serveMetrics(req, res))) return;
-      res.statusCode = 404;
-      res.end();
-    })();
-}

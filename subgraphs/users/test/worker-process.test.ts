@@ -63,14 +63,14 @@ async function probe(url: string): Promise<{ status: number; body: unknown }> {
 }
 
 describe('worker process', () => {
-  it('serves its probes on 0.0.0.0:4006 in production, on a free loopback port elsewhere, or where HOST and PORT say', () => {
+  it('serves its probes on 0.0.0.0 in production, loopback otherwise, on PORT when set (else 4006 or a free port)', () => {
     const database = { USERS_DATABASE_URL: 'postgres://db.internal/users' };
     const at = (env: NodeJS.ProcessEnv) => {
       const { host, port } = readWorkerProcessConfig({ ...database, ...env });
       return { host, port };
     };
-    expect(at({ NODE_ENV: 'production' })).toEqual({ host: '0.0.0.0', port: 4006 });
-    expect(at({})).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(at({ NODE_ENV: 'production' })).toEqual({ host: '0.0.0.0', port: undefined });
+    expect(at({})).toEqual({ host: '127.0.0.1', port: undefined });
     expect(at({ PORT: '4016', HOST: '::1' })).toEqual({ host: '::1', port: 4016 });
   });
 

@@ -57,10 +57,7 @@ export function readNotificationProducerConfig(env: NodeJS.ProcessEnv, embeddedD
   };
 }
 
-/**
- * Where the worker process answers /health, /ready and /metrics by default in production (a container of its own):
- * beside the dashboard's 4005. Elsewhere a free port (logged), so that several workers run side by side on one machine.
- */
+/** Where the worker process answers /health, /ready and /metrics without PORT: beside the dashboard's 4005. */
 export const WORKER_DEFAULT_PORT = 4006;
 
 /** What worker-main needs beyond the worker's own settings. */
@@ -68,9 +65,10 @@ export interface WorkerProcessConfig {
   /** USERS_DATABASE_URL; undefined only in development, where the users subgraph runs the worker itself. */
   databaseUrl: string | undefined;
   logLevel: LogLevel;
-  /** HOST and PORT of the probes' HTTP server (0.0.0.0:4006 in production, for the kubelet; loopback and a free port otherwise). */
+  /** HOST of the probes' HTTP server: 0.0.0.0 in production (for the kubelet), loopback otherwise. */
   host: string;
-  port: number;
+  /** PORT, which must be free; undefined: 4006, or a free port when that is taken (see serveProbes). */
+  port: number | undefined;
   worker: NotificationWorkerConfig;
 }
 
@@ -84,7 +82,7 @@ export function readWorkerProcessConfig(env: NodeJS.ProcessEnv): WorkerProcessCo
     databaseUrl,
     logLevel: readLogLevel(env),
     host: readString(env, 'HOST', production ? '0.0.0.0' : '127.0.0.1'),
-    port: readPort(env, 'PORT', production ? WORKER_DEFAULT_PORT : 0),
+    port: readOptional(env, 'PORT') === undefined ? undefined : readPort(env, 'PORT', WORKER_DEFAULT_PORT),
     worker: readNotificationWorkerConfig(env),
   };
 }
