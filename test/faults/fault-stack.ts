@@ -121,6 +121,8 @@ export class FaultStack {
       RATE_LIMIT_MAX: '0',
       // A restarted subgraph is used again within a second.
       SUBGRAPH_BREAKER_COOLDOWN_MS: '1000',
+      // Metrics on a free port of their own: 9464 may be another stack's.
+      METRICS_PORT: '0',
     };
     const add = (name: ServiceName, entry: string, port: number | undefined, env: NodeJS.ProcessEnv = {}) =>
       this.services.set(
