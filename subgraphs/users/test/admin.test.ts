@@ -47,7 +47,8 @@ describe('the administrator created at start', () => {
   });
   afterAll(() => database?.drop());
 
-  it('is created once, as an ADMIN that can log in, even when replicas start together', async () => {
+  // Up to four scrypt hashes (128 MiB each, a few tenths of a second alone; much longer on a busy machine).
+  it('is created once, as an ADMIN that can log in, even when replicas start together', { timeout: 90_000 }, async () => {
     const { db } = database;
     const account = adminAccount('first.admin@example.com', PASSWORD);
     const { log, lines } = recordingLogger();
@@ -66,6 +67,16 @@ describe('the administrator created at start', () => {
     const again = await ensureAdmin(db, adminAccount(account.email, 'a-different-password-2'), log);
     expect(again).toEqual({ created: false, id: row!.id, role: 'ADMIN' });
     expect((await credentialsByEmail(db, account.email))?.passwordHash).toBe(row?.passwordHash);
+  });
+
+  it("is the users subgraph's start-up step when ADMIN_EMAIL and ADMIN_PASSWORD are set, and nothing otherwise", async () => {
+    const { db } = database;
+    const { log, lines } = recordingLogger();
+    await users.bootstrap!(db, {}, log);
+    expect(lines).toEqual([]);
+    await expect(users.bootstrap!(db, { ADMIN_EMAIL: 'boot@example.com' }, log)).rejects.toThrow(/ADMIN_EMAIL is set without ADMIN_PASSWORD/);
+    await users.bootstrap!(db, { ADMIN_EMAIL: 'Boot@Example.com', ADMIN_PASSWORD: PASSWORD }, log);
+    expect(await credentialsByEmail(db, 'boot@example.com')).toMatchObject({ email: 'boot@example.com', role: 'ADMIN', name: 'Administrator' });
   });
 
   it('leaves an existing customer with that email alone, and says how to promote it', async () => {
