@@ -72,8 +72,9 @@ export function createDashboard(connection: Redis, options: DashboardOptions): D
   app.use(loginRoutes({ routerUrl: options.routerUrl, secureCookie: options.secureCookie, verify, log: options.log, home: basePath }));
   app.get('/', (_req, res) => res.redirect(302, basePath));
   // Everything past this point, Bull Board's pages and API included, is for administrators only.
+  const admin = requireAdmin(verify, options.log);
   app.use((req: Request, res: Response, next: NextFunction) => {
-    requireAdmin(verify, options.log)(req, res, next).catch(next);
+    admin(req, res, next).catch(next);
   });
   app.use(basePath, adapter.getRouter() as express.Router);
   return {
