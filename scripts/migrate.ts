@@ -1,10 +1,21 @@
-/** `npm run migrate`: applies pending migrations to every subgraph's database. */
-import { readSubgraphConfig, prepareDatabase } from '@shop/common';
+/**
+ * `npm run migrate` (in the image: `node scripts/dist/migrate.js`): applies pending migrations to every subgraph's
+ * database. Refuses embedded databases in production (see readMigrationTargets). Safe beside starting replicas: they
+ * take the same advisory lock.
+ */
+import { ConfigError, prepareDatabase, readMigrationTargets } from '@shop/common';
 import { SUBGRAPHS } from './subgraphs.js';
 
-for (const definition of SUBGRAPHS) {
-  const config = readSubgraphConfig(definition.name, definition.defaultPort);
-  const { db, applied } = await prepareDatabase(definition, config);
+let targets;
+try {
+  targets = readMigrationTargets(SUBGRAPHS.map((s) => s.name));
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  process.stderr.write(`migrate: ${error.message}\n`);
+  process.exit(1);
+}
+for (const [i, definition] of SUBGRAPHS.entries()) {
+  const { db, applied } = await prepareDatabase(definition, targets[i]!);
   process.stdout.write(`${definition.name} (${db.kind}): ${applied.length ? `applied ${applied.join(', ')}` : 'up to date'}\n`);
   await db.close();
 }

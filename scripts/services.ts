@@ -16,7 +16,7 @@ export const SERVICES: readonly Service[] = [
   { name: 'products', entry: 'subgraphs/products/src/main.ts', port: 4002 },
   { name: 'orders', entry: 'subgraphs/orders/src/main.ts', port: 4003 },
   { name: 'inventory', entry: 'subgraphs/inventory/src/main.ts', port: 4004 },
-  { name: 'notify', entry: 'subgraphs/users/src/worker-main.ts', port: undefined, when: (env) => Boolean(env.USERS_DATABASE_URL) },
+  { name: 'notify', entry: 'subgraphs/users/src/worker-main.ts', port: 4006, when: (env) => Boolean(env.USERS_DATABASE_URL) },
   { name: 'dashboard', entry: 'dashboard/src/main.ts', port: 4005 },
   { name: 'router', entry: 'router/src/main.ts', port: 4000 },
   // The web app's Vite dev server, proxying /graphql to the router; started once the router answers.

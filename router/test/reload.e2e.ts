@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse } from 'graphql';
@@ -6,7 +6,7 @@ import { composeServices } from '@apollo/composition';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoShop } from '@shop/common';
 import { graphql } from '@shop/common/testing';
-import { COMMITTED_SUPERGRAPH, startStack, type Stack } from './stack.js';
+import { COMMITTED_SUPERGRAPH, startRouter, startStack, type Stack } from './stack.js';
 
 const shop = demoShop();
 let dir: string;
@@ -85,5 +85,41 @@ describe('router: supergraph reload', () => {
     await new Promise((r) => setTimeout(r, 500));
     const res = await graphql(stack.url, `{ product(id: "${shop.products[1]!.id}") { stock } }`, undefined, admin);
     expect(res.errors).toBeUndefined();
+  });
+
+  it('picks up a new supergraph in a Kubernetes ConfigMap volume, where only the ..data symlink changes', { timeout: 30_000 }, async () => {
+    // The layout the kubelet writes: the files in a timestamped folder, `..data` pointing at it, and the file name a
+    // link through `..data`. An update writes a new folder and renames a new link over `..data`: no event names the file.
+    const volume = await mkdtemp(path.join(tmpdir(), 'configmap-'));
+    const publish = async (version: string, sdl: string) => {
+      await mkdir(path.join(volume, version));
+      await writeFile(path.join(volume, version, 'supergraph.graphql'), sdl);
+      await symlink(version, path.join(volume, '..data_tmp'));
+      await rename(path.join(volume, '..data_tmp'), path.join(volume, '..data'));
+    };
+    await publish('..2026_01_01_00_00_00.000000001', await supergraphWithoutInventory());
+    await symlink('..data/supergraph.graphql', path.join(volume, 'supergraph.graphql'));
+    const urls = Object.fromEntries(Object.entries(stack.subgraphs).map(([name, s]) => [name, s.url]));
+    const router = await startRouter(path.join(volume, 'supergraph.graphql'), urls, undefined, { RATE_LIMIT_MAX: '0' });
+    try {
+      const stockQuery = `{ product(id: "${shop.products[2]!.id}") { stock } }`;
+      const before = await graphql(router.url, stockQuery, undefined, admin);
+      expect(before.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+
+      await publish('..2026_01_01_00_01_00.000000002', await readFile(COMMITTED_SUPERGRAPH, 'utf8'));
+      await rm(path.join(volume, '..2026_01_01_00_00_00.000000001'), { recursive: true });
+
+      const deadline = Date.now() + 10_000;
+      let after = await graphql(router.url, stockQuery, undefined, admin);
+      while (after.errors && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        after = await graphql(router.url, stockQuery, undefined, admin);
+      }
+      expect(after.errors).toBeUndefined();
+      expect(after.data).toEqual({ product: { stock: shop.products[2]!.stock } });
+    } finally {
+      await router.stop();
+      await rm(volume, { recursive: true, force: true });
+    }
   });
 });

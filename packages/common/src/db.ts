@@ -311,18 +311,27 @@ export function migrationChecksum(sql: string): string {
   return createHash('sha256').update(sql.replace(/\r\n/g, '\n')).digest('hex');
 }
 
+/** Key of the advisory lock that migrations of a database take (advisory locks are per database). */
+const MIGRATION_LOCK = 4242;
+
 /**
  * Applies `NNN_name.sql` files from a directory in order, each once, each whole (a plpgsql body's `;` included) in
  * its own transaction, and records its SHA-256. A file that changed after it was applied stops start-up
- * (MigrationChecksumError); rows from before checksums were recorded get theirs on the first run. An advisory lock
- * keeps replicas that start together from applying the same migration twice.
+ * (MigrationChecksumError); rows from before checksums were recorded get theirs on the first run. An advisory lock,
+ * taken for the bookkeeping table as for each file, keeps replicas that start together from applying the same
+ * migration twice or racing to create the table.
  */
 export async function migrate(db: Database, directory: URL): Promise<string[]> {
-  await db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-    version text PRIMARY KEY,
-    applied_at timestamptz NOT NULL DEFAULT now()
-  );
-  ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text`);
+  // Under the lock too: `IF NOT EXISTS` does not make two concurrent CREATE TABLEs safe (the loser fails on the
+  // catalog's unique index, pg_type_typname_nsp_index), so replicas starting on a fresh database would.
+  await db.transaction(async (tx) => {
+    await tx.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`);
+    await tx.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version text PRIMARY KEY,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    );
+    ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text`);
+  });
   const dir = fileURLToPath(directory);
   const files = (await readdir(dir)).filter((f) => /^\d+_.+\.sql$/.test(f)).sort();
   const applied: string[] = [];
@@ -331,7 +340,7 @@ export async function migrate(db: Database, directory: URL): Promise<string[]> {
     const sql = await readFile(path.join(dir, file), 'utf8');
     const checksum = migrationChecksum(sql);
     const done = await db.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock(4242)');
+      await tx.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`);
       const [row] = await tx.query<{ checksum: string | null }>('SELECT checksum FROM schema_migrations WHERE version = $1', [version]);
       if (row) {
         if (row.checksum === null) await tx.query('UPDATE schema_migrations SET checksum = $2 WHERE version = $1', [version, checksum]);

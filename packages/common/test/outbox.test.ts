@@ -173,6 +173,37 @@ describe('outbox relay', () => {
     }
   });
 
+  it('on three replicas relaying side by side, sends each row once and marks it once', async () => {
+    await database.db.exec('DELETE FROM outbox');
+    const subscriber = createRedis(redis.url, log, { blocking: true });
+    const channel = `${redis.prefix}:replica-events`;
+    const received: string[] = [];
+    await subscriber.subscribe(channel);
+    subscriber.on('message', (_channel: string, message: string) => received.push((JSON.parse(message) as { key: string }).key));
+    const keys = Array.from({ length: 300 }, (_, i) => `r${i}`);
+    for (let i = 0; i < keys.length; i += 30) {
+      await database.db.transaction((tx) =>
+        enqueueOutbox(tx, keys.slice(i, i + 30).map((key) => ({ kind: 'event' as const, channel, name: 'changed', key, payload: {} }))),
+      );
+    }
+    // A publisher each, as replicas have; small batches so that their rounds interleave.
+    const publishers = [0, 1, 2].map(() => createRedis(redis.url, log));
+    const relays = publishers.map((publisher) => new OutboxRelay({ db: database.db, queues: {}, publisher, log, batchSize: 10 }));
+    try {
+      const relayed = await Promise.all(relays.map((relay) => relay.drain()));
+      expect(relayed.reduce((a, b) => a + b, 0)).toBe(keys.length);
+      await expect.poll(() => received.length).toBe(keys.length);
+      expect([...received].sort()).toEqual([...keys].sort());
+      const rows = await database.db.query<{ attempts: number; n: number }>(
+        'SELECT attempts, count(*)::int AS n FROM outbox WHERE relayed_at IS NOT NULL GROUP BY attempts',
+      );
+      expect(rows).toEqual([{ attempts: 1, n: keys.length }]);
+    } finally {
+      subscriber.disconnect();
+      for (const publisher of publishers) publisher.disconnect();
+    }
+  });
+
   it('prunes rows relayed longer ago than the retention, and only those', async () => {
     await database.db.exec('DELETE FROM outbox');
     const message = (key: string) => ({ kind: 'event' as const, channel: 'c', name: 'n', key, payload: {} });

@@ -6,6 +6,7 @@ import { Queue } from 'bullmq';
 import { createLogger, createRedis, openDatabase, type Database } from '@shop/common';
 import { createTestRedis, type TestRedis } from '@shop/common/testing';
 import { NOTIFICATIONS_QUEUE, welcomeJobId, welcomeMessage } from '../src/notifications/jobs.js';
+import { readWorkerProcessConfig } from '../src/notifications/config.js';
 import { notificationCount, waitForState } from './support.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -17,11 +18,14 @@ beforeAll(async () => {
 });
 afterAll(() => redis?.cleanup());
 
-/** Runs worker-main.ts as `npm run worker` does; `untilOutput` sends SIGTERM once stdout contains it. */
-function runWorker(env: NodeJS.ProcessEnv, untilOutput?: { text: string; then: () => Promise<void> }) {
+/**
+ * Runs worker-main.ts as `npm run worker` does, its probes on a free port; `untilOutput` runs `then` (with the output so
+ * far) once stdout contains its text, and sends SIGTERM when that resolves.
+ */
+function runWorker(env: NodeJS.ProcessEnv, untilOutput?: { text: string; then: (stdout: string) => Promise<void> }) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'subgraphs/users/src/worker-main.ts'], {
     cwd: root,
-    env: { PATH: process.env.PATH, LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env.PATH, LOG_LEVEL: 'info', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -31,7 +35,7 @@ function runWorker(env: NodeJS.ProcessEnv, untilOutput?: { text: string; then: (
     stdout += chunk;
     if (untilOutput && !triggered && stdout.includes(untilOutput.text)) {
       triggered = true;
-      untilOutput.then().then(
+      untilOutput.then(stdout).then(
         () => child.kill('SIGTERM'),
         (error: unknown) => {
           stderr += `test step failed: ${String(error)}\n`;
@@ -46,7 +50,31 @@ function runWorker(env: NodeJS.ProcessEnv, untilOutput?: { text: string; then: (
   );
 }
 
+/** The address of the worker's probes, from its log. */
+function probesOf(stdout: string): string {
+  const url = /"url":"(http:\/\/[^"]+)\/health".*"msg":"probes served"/.exec(stdout)?.[1];
+  if (!url) throw new Error(`no "probes served" line in:\n${stdout}`);
+  return url;
+}
+
+async function probe(url: string): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(url);
+  return { status: res.status, body: res.headers.get('content-type')?.includes('json') ? await res.json() : await res.text() };
+}
+
 describe('worker process', () => {
+  it('serves its probes on 0.0.0.0:4006 in production, on a free loopback port elsewhere, or where HOST and PORT say', () => {
+    const database = { USERS_DATABASE_URL: 'postgres://db.internal/users' };
+    const at = (env: NodeJS.ProcessEnv) => {
+      const { host, port } = readWorkerProcessConfig({ ...database, ...env });
+      return { host, port };
+    };
+    expect(at({ NODE_ENV: 'production' })).toEqual({ host: '0.0.0.0', port: 4006 });
+    expect(at({})).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(at({ PORT: '4016', HOST: '::1' })).toEqual({ host: '::1', port: 4016 });
+  });
+
+
   it.each([
     [{ NODE_ENV: 'production' }, /USERS_DATABASE_URL is required/],
     [{ USERS_DATABASE_URL: 'postgres://127.0.0.1:1/none', NOTIFICATION_CONCURRENCY: '0' }, /NOTIFICATION_CONCURRENCY must be an integer between 1 and 1000/],
@@ -96,7 +124,16 @@ describe('worker process', () => {
           { REDIS_URL: redis.url, QUEUE_PREFIX: redis.prefix, USERS_DATABASE_URL: databaseUrl },
           {
             text: 'notification worker started',
-            then: async () => {
+            then: async (stdout) => {
+              const probes = probesOf(stdout);
+              expect(await probe(`${probes}/health`)).toEqual({ status: 200, body: { status: 'ok' } });
+              expect(await probe(`${probes}/ready`)).toEqual({
+                status: 200,
+                body: { status: 'ready', checks: { database: 'ok', redis: 'ok', worker: 'ok' } },
+              });
+              const metrics = await probe(`${probes}/metrics`);
+              expect(metrics.status).toBe(200);
+              expect(metrics.body).toMatch(/^# TYPE \w+/m);
               // The worker migrated the empty database before it started.
               await db.query("INSERT INTO users (id, email, name) VALUES ($1, 'proc@example.com', 'Process Person')", [userId]);
               const message = welcomeMessage(userId);
@@ -115,6 +152,29 @@ describe('worker process', () => {
         await queue.close();
         connection.disconnect();
       }
+    });
+
+    it('answers /health while it cannot reach Redis, and /ready 503 naming what is missing', async () => {
+      let ready: unknown;
+      let health: unknown;
+      const { code, stdout } = await runWorker(
+        { REDIS_URL: 'redis://127.0.0.1:1', QUEUE_PREFIX: redis.prefix, USERS_DATABASE_URL: databaseUrl },
+        {
+          text: 'probes served',
+          then: async (output) => {
+            const probes = probesOf(output);
+            health = await probe(`${probes}/health`);
+            ready = await probe(`${probes}/ready`);
+          },
+        },
+      );
+      expect(health).toEqual({ status: 200, body: { status: 'ok' } });
+      expect(ready).toMatchObject({
+        status: 503,
+        body: { status: 'unavailable', checks: { database: 'ok', redis: expect.not.stringMatching(/^ok$/), worker: 'not consuming jobs' } },
+      });
+      expect(stdout).toContain('notification worker stopped');
+      expect(code).toBe(0);
     });
   });
 });

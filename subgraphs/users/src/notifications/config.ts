@@ -3,6 +3,7 @@ import {
   readInt,
   readLogLevel,
   readOptional,
+  readPort,
   readQueueConfig,
   readString,
   readUrl,
@@ -56,11 +57,20 @@ export function readNotificationProducerConfig(env: NodeJS.ProcessEnv, embeddedD
   };
 }
 
+/**
+ * Where the worker process answers /health, /ready and /metrics by default in production (a container of its own):
+ * beside the dashboard's 4005. Elsewhere a free port (logged), so that several workers run side by side on one machine.
+ */
+export const WORKER_DEFAULT_PORT = 4006;
+
 /** What worker-main needs beyond the worker's own settings. */
 export interface WorkerProcessConfig {
   /** USERS_DATABASE_URL; undefined only in development, where the users subgraph runs the worker itself. */
   databaseUrl: string | undefined;
   logLevel: LogLevel;
+  /** HOST and PORT of the probes' HTTP server (0.0.0.0:4006 in production, for the kubelet; loopback and a free port otherwise). */
+  host: string;
+  port: number;
   worker: NotificationWorkerConfig;
 }
 
@@ -70,5 +80,11 @@ export function readWorkerProcessConfig(env: NodeJS.ProcessEnv): WorkerProcessCo
   if (!databaseUrl && production) {
     throw new ConfigError('USERS_DATABASE_URL is required: the worker reads users and records notifications in the users database');
   }
-  return { databaseUrl, logLevel: readLogLevel(env), worker: readNotificationWorkerConfig(env) };
+  return {
+    databaseUrl,
+    logLevel: readLogLevel(env),
+    host: readString(env, 'HOST', production ? '0.0.0.0' : '127.0.0.1'),
+    port: readPort(env, 'PORT', production ? WORKER_DEFAULT_PORT : 0),
+    worker: readNotificationWorkerConfig(env),
+  };
 }
