@@ -76,6 +76,6 @@ RUN mkdir .data && chown node:node .data
 USER node
 EXPOSE 4000
 # Every HTTP service answers /health on PORT (compose overrides the check where readiness says more).
-HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=10s --timeout=10s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 4000) + '/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["node", "router/dist/main.js"]
