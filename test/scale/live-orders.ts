@@ -4,6 +4,7 @@ import WebSocket from 'ws';
 import type { DemoProduct } from '@shop/common';
 import { RETRYABLE, request, type Answer, type Customer } from '../faults/order-load.js';
 import { sleep } from '../faults/service-process.js';
+import { CLIENT_TIMEOUT_MS } from './scale-stack.js';
 
 const PLACE = 'mutation Place($input: PlaceOrderInput!) { placeOrder(input: $input) { id status } }';
 const CANCEL = 'mutation Cancel($id: ID!, $reason: String) { cancelOrder(id: $id, reason: $reason) { id status } }';
@@ -56,6 +57,20 @@ export interface LiveOrdersOptions {
   perSecond: number;
 }
 
+/** An error as a line: graphql-ws reports closed sockets as events and GraphQL errors as arrays. */
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (typeof error === 'object' && error !== null) {
+    const { type, message, code, reason } = error as { type?: unknown; message?: unknown; code?: unknown; reason?: unknown };
+    if (type !== undefined || code !== undefined) return `socket ${String(type ?? '')} ${String(code ?? '')} ${String(message ?? reason ?? '')}`.trim();
+  }
+  try {
+    return JSON.stringify(error) ?? String(error);
+  } catch {
+    return String(error);
+  }
+}
+
 /** The statuses of the order's history that its subscriber never saw: neither as an event nor in the current state it got on (re)subscribing. */
 export function missedStatuses(order: FollowedOrder, history: readonly string[]): string[] {
   const seen = new Set<string>();
@@ -83,7 +98,8 @@ export class LiveOrders {
   start(): void {
     this.tally = { orders: [], requests: 0, retries: 0, failures: new Map() };
     this.timer = setInterval(() => {
-      const work = this.follow();
+      // Never rejects: what goes wrong is tallied as a failure of the client.
+      const work = this.follow().catch((error: unknown) => this.fail('follow', error instanceof Error ? error.message : describe(error)));
       this.inFlight.add(work);
       void work.finally(() => this.inFlight.delete(work));
     }, 1000 / this.options.perSecond);
@@ -106,7 +122,7 @@ export class LiveOrders {
     let answer: Answer<T> = {};
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
       this.tally.requests++;
-      answer = await request<T>(this.options.url, query, variables, { ...as.headers, authorization: as.authorization });
+      answer = await request<T>(this.options.url, query, variables, { ...as.headers, authorization: as.authorization }, CLIENT_TIMEOUT_MS);
       // A change refused after a retry was made by the attempt whose answer was lost.
       if (attempt > 1 && answer.code === 'INVALID_TRANSITION') answer = {};
       if (!answer.code || !RETRYABLE.has(answer.code) || attempt === ATTEMPTS) break;
@@ -148,7 +164,7 @@ export class LiveOrders {
             for (const error of result.errors ?? []) order.errors.push(`${String(error.extensions?.code)}: ${error.message}`);
           },
           error: (error) => {
-            order.errors.push(error instanceof Error ? error.message : JSON.stringify(error));
+            order.errors.push(describe(error));
             again();
           },
           // The router ends a subscription when it shuts down: follow on through the other one.
@@ -183,8 +199,9 @@ export class LiveOrders {
       if (!FINAL.has(order.events.at(-1)?.status ?? '')) await this.until(order, (s) => FINAL.has(s));
     } finally {
       done = true;
-      await client.dispose();
       this.clients.delete(client);
+      // Closing a socket that is still connecting reports an error event: nothing to act on.
+      await Promise.resolve(client.dispose()).catch(() => undefined);
     }
   }
 

@@ -1,4 +1,5 @@
 import { request, type Customer } from '../faults/order-load.js';
+import { CLIENT_TIMEOUT_MS } from './scale-stack.js';
 
 /** The web app's order page, as in the README: fields from all four subgraphs. */
 export const ORDER_DETAILS = `query OrderDetails($id: ID!) {
@@ -56,7 +57,7 @@ export class QueryLoad {
     const answer = await request<{ order: { id: string } | null }>(this.url, ORDER_DETAILS, { id }, {
       ...reader.customer.headers,
       authorization: reader.customer.authorization,
-    });
+    }, CLIENT_TIMEOUT_MS);
     const code = answer.code ?? (answer.data?.order?.id === id ? undefined : 'NO_DATA');
     if (code) tally.failures.set(code, (tally.failures.get(code) ?? 0) + 1);
   }

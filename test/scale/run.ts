@@ -22,7 +22,7 @@ import { logSummary, table } from '../faults/report.js';
 import { sleep } from '../faults/service-process.js';
 import { LiveOrders, missedStatuses, type LiveTally } from './live-orders.js';
 import { QueryLoad, type QueryTally } from './query-load.js';
-import { REPLICAS, ScaleStack, TIERS, type Replica } from './scale-stack.js';
+import { CLIENT_TIMEOUT_MS, REPLICAS, ScaleStack, TIERS, type Replica } from './scale-stack.js';
 import { entityCacheShared, persistedQueryShared, rateLimitShared, type SharedCheck } from './shared-state.js';
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -277,6 +277,7 @@ async function run(): Promise<number> {
         cancelShare: 0.3,
         signUpsPerSecond: 0,
         idempotencyKeys: true,
+        requestTimeoutMs: CLIENT_TIMEOUT_MS,
       }),
       queryLoad: new QueryLoad(
         frontend,
@@ -307,7 +308,7 @@ async function run(): Promise<number> {
     out(`all phases, at the end: ${final.orders} orders of the test, ${final.notifications.recorded} notifications; ${final.problems.length === 0 ? 'consistent' : final.problems.join('; ')}`);
     failed = results.some((r) => r.problems.length > 0) || final.problems.length > 0;
   } catch (error) {
-    out(`\nthe run stopped: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    out(`\nthe run stopped: ${error instanceof Error ? (error.stack ?? error.message) : (JSON.stringify(error) ?? String(error))}`);
   } finally {
     if (failed) {
       out('\nwarnings and errors logged by each process (most frequent first):');

@@ -11,6 +11,12 @@ export type TierName = SubgraphName | 'router' | 'notify';
 /** Tiers in the order the faults visit them. */
 export const TIERS: readonly TierName[] = ['router', 'users', 'products', 'orders', 'inventory', 'notify'];
 
+/**
+ * How long the test's clients wait for an answer: as long as HAProxy waits for a router (`timeout server`). On a
+ * starved machine a router answers in seconds while another one starts; a slow answer is not a failed one.
+ */
+export const CLIENT_TIMEOUT_MS = 30_000;
+
 /** The routers' rate limit: low enough for a test to exceed it, high for the load's clients (one address per customer). */
 export const RATE_LIMIT = { max: 100, windowMs: 10_000 } as const;
 

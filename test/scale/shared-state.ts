@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { request, type Customer } from '../faults/order-load.js';
-import { RATE_LIMIT } from './scale-stack.js';
+import { CLIENT_TIMEOUT_MS, RATE_LIMIT } from './scale-stack.js';
 
 /** One check of state the routers share through Redis, with what it saw. */
 export interface SharedCheck {
@@ -14,7 +14,7 @@ async function post(url: string, body: unknown, headers: Record<string, string> 
     method: 'POST',
     headers: { ...headers, 'content-type': 'application/json' },
     body: JSON.stringify(body),
-    signal: AbortSignal.timeout(12_000),
+    signal: AbortSignal.timeout(CLIENT_TIMEOUT_MS),
   });
   return { status: response.status, body: (await response.json().catch(() => ({}))) as { data?: unknown } };
 }
@@ -63,7 +63,7 @@ interface Read {
 
 async function readProduct(url: string, orderId: string, productId: string, admin: Customer): Promise<Read> {
   type Data = { order: { items: { product: { id: string; price: { amount: number }; stock: number } }[] } | null };
-  const answer = await request<Data>(url, READ, { id: orderId }, { ...admin.headers, authorization: admin.authorization });
+  const answer = await request<Data>(url, READ, { id: orderId }, { ...admin.headers, authorization: admin.authorization }, CLIENT_TIMEOUT_MS);
   const product = answer.data?.order?.items.find((item) => item.product.id === productId)?.product;
   if (answer.code || !product) throw new Error(`reading product ${productId} through ${url}: ${answer.code ?? 'not in the order'} ${answer.message ?? ''}`);
   return { price: product.price.amount, stock: product.stock };
@@ -86,8 +86,8 @@ export async function entityCacheShared(
     await readProduct(readAt, target.orderId, target.productId, admin);
     const before = await readProduct(readAt, target.orderId, target.productId, admin);
     const auth = { ...admin.headers, authorization: admin.authorization };
-    const priced = await request<{ updateProduct: { price: { amount: number } } }>(writeAt, PRICE, { id: target.productId, amount: before.price + 1 }, auth);
-    const stocked = await request<{ restock: { stock: number } }>(writeAt, RESTOCK, { id: target.productId }, auth);
+    const priced = await request<{ updateProduct: { price: { amount: number } } }>(writeAt, PRICE, { id: target.productId, amount: before.price + 1 }, auth, CLIENT_TIMEOUT_MS);
+    const stocked = await request<{ restock: { stock: number } }>(writeAt, RESTOCK, { id: target.productId }, auth, CLIENT_TIMEOUT_MS);
     if (!stocked.code) restocked(target.productId, 1);
     if (priced.code || stocked.code) return { name: 'entity cache', ok: false, detail: `writes failed: ${priced.code ?? ''} ${stocked.code ?? ''}` };
     const after = await readProduct(readAt, target.orderId, target.productId, admin);
