@@ -4,7 +4,7 @@ import globals from 'globals';
 import reactHooks from 'eslint-plugin-react-hooks';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', '**/generated/**', '.data/**', 'schema/**', 'coverage/**', 'web/dist/**', 'web/src/gql/**'] },
+  { ignores: ['**/node_modules/**', '**/generated/**', '.data/**', 'schema/**', 'coverage/**', '**/dist/**', 'web/src/gql/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -123,7 +123,7 @@ try {
   const router = await startService(
     'router',
     'router/src/main.ts',
-    { ...storage.env, SUPERGRAPH_PATH: stack.supergraphPath, RATE_LIMIT_MAX: '0' },
+    { ...storage.env, SUPERGRAPH_PATH: stack.supergraphPath, RATE_LIMIT_MAX: '0', METRICS_PORT: '0' },
     { nodeArgs: settings.routerNodeArgs, healthPath: '/ready' },
   );
   const routerUrl = `${router.origin}/graphql`;

@@ -125,7 +125,8 @@ try {
       `Explore the API in Apollo Sandbox: http://localhost:${router.port}/graphql\n` +
       // Demo data only (README, "Security model"): send the token as `Authorization: Bearer <token>`.
       `Log in with login(email: "${DEMO_ADMIN.email}", password: "${DEMO_ADMIN.password}") (customers: "${DEMO_CUSTOMER_PASSWORD}")\n` +
-      `Queues (Bull Board): http://localhost:4005/queues\nPress Ctrl-C to stop.\n\n`,
+      `Queues (Bull Board, log in as the administrator): http://localhost:4005/login\n` +
+      `Router metrics (Prometheus): http://127.0.0.1:9464/metrics\nPress Ctrl-C to stop.\n\n`,
   );
 } catch (error) {
   process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);

@@ -37,11 +37,11 @@ async function countInTestStack(): Promise<ScenarioResult> {
     }
     const headers = await login(stack.url, COMMITTED_SUPERGRAPH);
     const urls = Object.fromEntries(NAMES.map((n) => [n, stack.subgraphs[n].url])) as SubgraphUrls;
-    const metricsUrl = new URL('/metrics', stack.url);
+    const metricsUrl = stack.metricsUrl;
     const routerFetches = async () => {
       const text = await (await fetch(metricsUrl)).text();
       const counts: Record<string, number> = {};
-      for (const m of text.matchAll(/^subgraph_fetch_duration_seconds_count\{subgraph="(\w+)",outcome="\w+"\} (\d+)$/gm)) {
+      for (const m of text.matchAll(/^shop_router_subgraph_fetch_duration_seconds_count\{subgraph="(\w+)",outcome="\w+"\} (\d+)$/gm)) {
         counts[m[1]!] = (counts[m[1]!] ?? 0) + Number(m[2]);
       }
       return counts;

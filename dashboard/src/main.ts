@@ -1,15 +1,20 @@
-import { createLogger, createRedis, listen, main, readQueueConfig, readServiceConfig } from '@shop/common';
+import { createLogger, createRedis, listen, main } from '@shop/common';
+import { readDashboardConfig } from './config.js';
 import { createDashboard } from './server.js';
 
 main('dashboard', async () => {
-  // Operators only: bound to loopback unless HOST says otherwise (auth arrives with the security work).
-  const config = readServiceConfig({ HOST: '127.0.0.1', ...process.env }, 4005);
-  const queues = readQueueConfig();
+  const config = readDashboardConfig();
   const log = createLogger('dashboard', config.logLevel);
-  const redis = createRedis(queues.redisUrl, log, { name: 'dashboard' });
-  const dashboard = createDashboard(redis, queues.prefix);
+  const redis = createRedis(config.queues.redisUrl, log, { name: 'dashboard' });
+  const dashboard = createDashboard(redis, {
+    prefix: config.queues.prefix,
+    jwt: config.jwt,
+    routerUrl: config.routerUrl,
+    secureCookie: config.secureCookie,
+    log,
+  });
   const http = await listen(dashboard.app, config.port, config.host, '/queues');
-  log.info({ url: http.url }, 'queue dashboard ready');
+  log.info({ url: http.url, routerUrl: config.routerUrl }, 'queue dashboard ready: administrators log in at /login');
   const stop = async () => {
     // Requests in progress (a page, a retry an operator clicked) finish before the queues close.
     await http.close();

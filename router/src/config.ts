@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ConfigError, readBool, readInt, readOptional, readUrl, readServiceConfig, readString, type ServiceConfig } from '@shop/common';
+import { ConfigError, readBool, readInt, readOptional, readPort, readUrl, readServiceConfig, readString, type ServiceConfig } from '@shop/common';
 import type { OperationLimits } from './limits.js';
 import { readIdentitySecret, readJwtVerifierConfig } from '@shop/common';
 import type { RouterAuthConfig } from './auth.js';
@@ -10,6 +10,10 @@ import type { EntityCacheConfig } from './entity-cache.js';
 import type { LoginThrottleConfig } from './login-throttle.js';
 
 export interface RouterConfig extends ServiceConfig {
+  /** Prometheus metrics are served on a listener of their own (METRICS_PORT, 0 for any free port), never the client port. */
+  metricsPort: number;
+  /** Where that listener binds (METRICS_HOST): loopback by default, so only the machine (or a sidecar) scrapes it. */
+  metricsHost: string;
   /** Composed supergraph schema file; watched for changes. */
   supergraphPath: string;
   /** Routing URLs that replace the supergraph's, by subgraph name (from `<NAME>_SUBGRAPH_URL`). */
@@ -92,6 +96,8 @@ export function readRouterConfig(argv: string[] = process.argv.slice(2), env: No
   }
   return {
     ...readServiceConfig(merged, 4000),
+    metricsPort: readPort(env, 'METRICS_PORT', 9464),
+    metricsHost: readString(env, 'METRICS_HOST', '127.0.0.1'),
     // Relative paths are taken from where the user ran npm (INIT_CWD), not from the workspace folder npm switches to.
     supergraphPath: path.resolve(env.INIT_CWD ?? process.cwd(), values.supergraph ?? readString(env, 'SUPERGRAPH_PATH', DEFAULT_SUPERGRAPH)),
     subgraphUrls,

@@ -10,7 +10,9 @@ main('router', async () => {
   const router = await createRouter(config, log);
   const http = await listen(router.listener, config.port, config.host);
   router.attachWebSockets(http.server);
-  log.info({ url: http.url, supergraph: config.supergraphPath }, `router ready: open ${http.url} for Apollo Sandbox`);
+  // Prometheus scrapes a port of its own, kept off the client port (and off the internet: loopback by default).
+  const metrics = await listen(router.metricsListener, config.metricsPort, config.metricsHost, '/metrics');
+  log.info({ url: http.url, metrics: metrics.url, supergraph: config.supergraphPath }, `router ready: open ${http.url} for Apollo Sandbox`);
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -20,6 +22,7 @@ main('router', async () => {
     // Sockets first: HTTP close waits for open connections, and WebSockets are long-lived ones.
     await router.stop();
     await http.close();
+    await metrics.close();
     await telemetry.shutdown();
     process.exit(0);
   };

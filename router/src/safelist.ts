@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { GraphQLError } from 'graphql';
+import { GraphQLError, Kind, parse } from 'graphql';
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import { ConfigError } from '@shop/common';
 
@@ -20,6 +20,15 @@ export function queryHash(query: string): string {
   return createHash('sha256').update(query).digest('hex');
 }
 
+/** The names of the operations a document defines; none when it does not parse (it can then never run either). */
+function operationNamesOf(body: string): string[] {
+  try {
+    return parse(body).definitions.flatMap((d) => (d.kind === Kind.OPERATION_DEFINITION && d.name ? [d.name.value] : []));
+  } catch {
+    return [];
+  }
+}
+
 /**
  * Safelist mode: the router runs only the operations of a persisted query
  * manifest. Clients send a registered operation's id (the SHA-256 of its
@@ -28,12 +37,15 @@ export function queryHash(query: string): string {
  */
 export class Safelist {
   private readonly bodies = new Map<string, string>();
+  /** The names of the registered operations: the only `operation` label values of the metrics in safelist mode. */
+  readonly operationNames = new Set<string>();
 
   constructor(operations: Iterable<{ id: string; body: string }>) {
     for (const { id, body } of operations) {
       // An id that does not match its body could never be sent as text; catch the mistake at start.
       if (queryHash(body) !== id) throw new ConfigError(`Safelist operation ${id} does not match the SHA-256 of its body`);
       this.bodies.set(id, body);
+      for (const name of operationNamesOf(body)) this.operationNames.add(name);
     }
   }
 

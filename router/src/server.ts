@@ -8,7 +8,7 @@ import { Safelist } from './safelist.js';
 import { clientAddress, rateLimitCheck, rateLimiter } from './rate-limit.js';
 import { LoginThrottle } from './login-throttle.js';
 import { clientErrorFormatter, clientErrorsPlugin } from './client-errors.js';
-import { RouterMetrics } from './metrics.js';
+import { OperationLabels, RouterMetrics } from './metrics.js';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import type { RouterContext } from './context.js';
@@ -34,8 +34,10 @@ export interface Router {
   subscriptions: SubscriptionExecutor;
   /** Serves graphql-ws subscriptions on the HTTP server's /graphql path. */
   attachWebSockets(server: Server): void;
-  /** The HTTP request listener: GraphQL at /graphql, /health. */
+  /** The HTTP request listener of the client port: GraphQL at /graphql, /health, /ready. */
   listener: (req: IncomingMessage, res: ServerResponse) => void;
+  /** The listener of the metrics port (METRICS_PORT): Prometheus metrics at /metrics, nothing else. */
+  metricsListener: (req: IncomingMessage, res: ServerResponse) => void;
   /** Deadlines, breakers, retries and deduplication of subgraph fetches. */
   resilience: SubgraphResilience;
   /**
@@ -74,7 +76,9 @@ function operationLog(): ApolloServerPlugin<RouterContext> {
 /** Builds the router without listening, so tests and the entry point share it. */
 export async function createRouter(config: RouterConfig, log: Logger): Promise<Router> {
   let subscriptionsOpen = () => 0;
-  const metrics = new RouterMetrics(() => subscriptionsOpen());
+  const safelist = config.safelistPath ? Safelist.fromManifestFile(config.safelistPath) : undefined;
+  // Operation names label the metrics: the safelist's when it is enforced, otherwise the first ones seen.
+  const metrics = new RouterMetrics(() => subscriptionsOpen(), new OperationLabels(undefined, safelist?.operationNames));
   // Node's fetch (undici) keeps connections to subgraphs alive; this adds deadlines, breakers, retries and dedup.
   const resilience: SubgraphResilience = new SubgraphResilience(
     config.resilience,
@@ -128,7 +132,6 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
   const formatErrorForClients = (formatted: GraphQLFormattedError, error: unknown) =>
     mask(clientErrorFormatter(withLimitCodes(formatted, error), error), error);
   const incremental = new IncrementalDelivery(deferExecutor, formatErrorForClients);
-  const safelist = config.safelistPath ? Safelist.fromManifestFile(config.safelistPath) : undefined;
   const loginThrottle =
     redis && config.loginThrottle.accountFailures > 0 ? new LoginThrottle(redis, `${config.keyPrefix}:`, config.loginThrottle, log) : undefined;
   if (safelist) log.info({ operations: safelist.size, path: config.safelistPath }, 'safelist mode: only registered operations run');
@@ -174,7 +177,6 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
       if (!apiSchema) throw new Error('no supergraph loaded yet');
     },
   });
-  const metricsRoute = metrics.route();
   // One sliding window per client address for HTTP requests, WebSocket connections and the operations sent on them.
   const rateLimit = redis && config.rateLimit.max > 0 ? rateLimitCheck({ redis, keyPrefix: `${config.keyPrefix}:`, ...config.rateLimit, log }) : undefined;
   const limit = rateLimit
@@ -186,7 +188,7 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
     corsOrigins: config.corsOrigins,
     allowLocalOrigins: !config.production,
     bodyLimitBytes: config.bodyLimitBytes,
-    routes: async (req, res) => (await probes(req, res)) || (await metricsRoute(req, res)) || (await limit(req, res)),
+    routes: async (req, res) => (await probes(req, res)) || (await limit(req, res)),
     // An invalid bearer token refuses the request (401 UNAUTHENTICATED); none is an anonymous caller.
     context: async ({ req, requestId, log: requestLog }) => ({
       requestId,
@@ -210,6 +212,7 @@ export async function createRouter(config: RouterConfig, log: Logger): Promise<R
       inFlight.track(res);
       serve(req, res);
     },
+    metricsListener: metrics.listener(),
     attachWebSockets(server) {
       httpServer = server;
       websockets = serveWebSockets({

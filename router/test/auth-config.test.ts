@@ -27,6 +27,28 @@ describe('authentication settings', () => {
     ).toThrow(/placeholder/);
   });
 
+  it('refuses in production the development defaults written in the source, naming the variable', () => {
+    expect(() => readRouterConfig([], { ...production, IDENTITY_SECRET: DEV_IDENTITY_SECRET, JWT_SECRET: SECRET })).toThrow(
+      /IDENTITY_SECRET is a public development default/,
+    );
+    expect(() => readRouterConfig([], { ...production, IDENTITY_SECRET: SECRET, JWT_SECRET: DEV_JWT_SECRET })).toThrow(
+      /JWT_SECRET is a public development default/,
+    );
+    // Either default is public in either variable.
+    expect(() => readRouterConfig([], { ...production, IDENTITY_SECRET: SECRET, JWT_SECRET: DEV_IDENTITY_SECRET })).toThrow(
+      /JWT_SECRET is a public development default/,
+    );
+    expect(() => readSubgraphConfig('orders', 4003, { NODE_ENV: 'production', IDENTITY_SECRET: DEV_IDENTITY_SECRET })).toThrow(
+      /IDENTITY_SECRET is a public development default/,
+    );
+    expect(() => readJwtIssuerConfig({ JWT_SECRET: DEV_JWT_SECRET }, true)).toThrow(/JWT_SECRET is a public development default/);
+    expect(() => readJwtIssuerConfig({ JWT_SECRET: 'change-me-to-another-random-secret-of-32-characters' }, true)).toThrow(
+      /JWT_SECRET still has the placeholder/,
+    );
+    // Outside production the defaults are what a laptop runs with.
+    expect(readRouterConfig([], { IDENTITY_SECRET: DEV_IDENTITY_SECRET, JWT_SECRET: DEV_JWT_SECRET }).auth.jwt.secret).toBe(DEV_JWT_SECRET);
+  });
+
   it('verifies through a JWKS URL instead of a shared secret when one is given', () => {
     const config = readRouterConfig([], { ...production, IDENTITY_SECRET: SECRET, JWT_JWKS_URL: 'http://users:4000/.well-known/jwks.json' });
     expect(config.auth.jwt).toMatchObject({ secret: undefined, jwksUrl: 'http://users:4000/.well-known/jwks.json' });

@@ -34,8 +34,8 @@ const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const codes = (res: { errors?: { extensions?: Record<string, unknown> }[] }) => res.errors?.map((e) => e.extensions?.code);
 /** Subgraph fetches the router has made so far, from its metrics (background work in the subgraphs does not count). */
 async function subgraphFetches(): Promise<number> {
-  const text = await (await fetch(new URL('/metrics', stack.url))).text();
-  return [...text.matchAll(/^subgraph_fetch_duration_seconds_count\{[^}]*\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+  const text = await (await fetch(stack.metricsUrl)).text();
+  return [...text.matchAll(/^shop_router_subgraph_fetch_duration_seconds_count\{[^}]*\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
 }
 
 beforeAll(async () => {

@@ -222,8 +222,8 @@ describe('@defer over multipart/mixed', () => {
 
   it('reports a deferred operation in the metrics like any other', async () => {
     await readMultipart(await deferred(stack.url, PRODUCT_PAGE, { id: product.id }));
-    const metrics = await (await fetch(`${stack.url.replace(/\/graphql$/, '')}/metrics`)).text();
-    expect(metrics).toMatch(/graphql_operations_total\{operation="ProductPage",type="query",outcome="ok"\} [1-9]/);
+    const metrics = await (await fetch(stack.metricsUrl)).text();
+    expect(metrics).toMatch(/shop_router_graphql_operations_total\{operation="ProductPage",type="query",outcome="ok"\} [1-9]/);
   });
 });
 

@@ -23,9 +23,9 @@ let admin: Record<string, string>;
 
 /** Fetches the router made so far, by subgraph (its Prometheus counter). */
 async function fetchCounts(): Promise<Record<string, number>> {
-  const text = await (await fetch(new URL('/metrics', stack.url))).text();
+  const text = await (await fetch(stack.metricsUrl)).text();
   const counts: Record<string, number> = {};
-  for (const m of text.matchAll(/^subgraph_fetch_duration_seconds_count\{subgraph="(\w+)",outcome="\w+"\} (\d+)$/gm)) {
+  for (const m of text.matchAll(/^shop_router_subgraph_fetch_duration_seconds_count\{subgraph="(\w+)",outcome="\w+"\} (\d+)$/gm)) {
     counts[m[1]!] = (counts[m[1]!] ?? 0) + Number(m[2]);
   }
   return counts;
@@ -66,8 +66,8 @@ describe('entity cache through the router', () => {
     for (let i = 0; i < 3; i++) await details(order.id, admin);
     expect(await fetchesOf(() => details(order.id, admin))).toEqual({ orders: 1 });
     expect(await fetchesOf(() => details(order.id, { ...admin, ...NO_CACHE }))).toEqual({ orders: 1, users: 1, products: 1, inventory: 1 });
-    const metrics = await (await fetch(new URL('/metrics', stack.url))).text();
-    expect(metrics).toMatch(/entity_cache_entities_total\{subgraph="products",result="hit"\} [1-9]/);
+    const metrics = await (await fetch(stack.metricsUrl)).text();
+    expect(metrics).toMatch(/shop_router_entity_cache_entities_total\{subgraph="products",result="hit"\} [1-9]/);
   });
 
   it('keeps what a change does not touch: a status change leaves the products and their stock cached', async () => {

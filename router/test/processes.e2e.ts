@@ -95,6 +95,8 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)('scale-out: separate processes',
       PRODUCTS_SUBGRAPH_URL: urls.products,
       INVENTORY_SUBGRAPH_URL: urls.inventory,
       ORDERS_SUBGRAPH_URL: ordersUrl,
+      // Two routers: each its own free metrics port.
+      METRICS_PORT: '0',
     });
     [urls.routerA, urls.routerB] = await Promise.all([
       spawnService('router-a', 'router/src/main.ts', routerEnv(urls.ordersA!)),

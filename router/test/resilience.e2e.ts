@@ -31,9 +31,9 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-/** A value of the router's Prometheus metrics (0 when the series does not exist yet). */
-async function metric(url: string, series: string): Promise<number> {
-  const text = await (await fetch(new URL('/metrics', url))).text();
+/** A value of the router's Prometheus metrics (0 when the series does not exist yet), from its metrics port. */
+async function metric(metricsUrl: string, series: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line ? Number(line.slice(series.length + 1)) : 0;
 }
@@ -123,9 +123,9 @@ describe('router with a subgraph down', () => {
         ]);
       }
       expect(attempts).toBe(seen);
-      expect(await metric(router.url, 'subgraph_breaker_state{subgraph="inventory"}')).toBe(2);
-      expect(await metric(router.url, 'subgraph_breaker_opened_total{subgraph="inventory"}')).toBe(1);
-      expect(await metric(router.url, 'subgraph_fetches_rejected_total{subgraph="inventory"}')).toBeGreaterThanOrEqual(10);
+      expect(await metric(router.metricsUrl, 'shop_router_subgraph_breaker_state{subgraph="inventory"}')).toBe(2);
+      expect(await metric(router.metricsUrl, 'shop_router_subgraph_breaker_opened_total{subgraph="inventory"}')).toBe(1);
+      expect(await metric(router.metricsUrl, 'shop_router_subgraph_fetches_rejected_total{subgraph="inventory"}')).toBeGreaterThanOrEqual(10);
     } finally {
       await new Promise<void>((resolve) => resetter.close(() => resolve()));
     }
@@ -146,7 +146,7 @@ describe('router with a subgraph down', () => {
     expect(res.errors).toBeUndefined();
     expect(res.data).toEqual({ order: expectedOrder, product: { name: product.name, stock: product.stock } });
     expect(router.router.resilience.states().inventory).toBe('closed');
-    expect(await metric(router.url, 'subgraph_breaker_state{subgraph="inventory"}')).toBe(0);
+    expect(await metric(router.metricsUrl, 'shop_router_subgraph_breaker_state{subgraph="inventory"}')).toBe(0);
   });
 });
 
@@ -168,7 +168,7 @@ describe('retries and deduplication through the router', () => {
       { SUBGRAPH_BREAKER_FAILURES: '0', INVENTORY_SUBGRAPH_TIMEOUT_MS: '500' },
     );
   });
-  const deduplicated = () => metric(proxied.url, 'subgraph_fetches_deduplicated_total{subgraph="products"}');
+  const deduplicated = () => metric(proxied.metricsUrl, 'shop_router_subgraph_fetches_deduplicated_total{subgraph="products"}');
   afterAll(async () => {
     await proxied?.stop();
     await products?.close();

@@ -193,10 +193,10 @@ describe('router: HTTP', () => {
   });
 
   it('exposes Prometheus metrics that count operations and subgraph fetches', async () => {
-    const scrape = async () => (await fetch(new URL('/metrics', stack.url))).text();
+    const scrape = async () => (await fetch(stack.metricsUrl)).text();
     const count = (text: string, pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0);
-    const ok = /graphql_operations_total\{operation="OrderDetails",type="query",outcome="ok"\} (\d+)/;
-    const inventoryFetches = /subgraph_fetch_duration_seconds_count\{subgraph="inventory",outcome="ok"\} (\d+)/;
+    const ok = /shop_router_graphql_operations_total\{operation="OrderDetails",type="query",outcome="ok"\} (\d+)/;
+    const inventoryFetches = /shop_router_subgraph_fetch_duration_seconds_count\{subgraph="inventory",outcome="ok"\} (\d+)/;
     const before = await scrape();
     await graphql(stack.url, ORDER_DETAILS, { id: shop.orders[2]!.id }, admin);
     await graphql(stack.url, ORDER_DETAILS, { id: shop.orders[3]!.id }, admin);
@@ -205,8 +205,8 @@ describe('router: HTTP', () => {
     // One inventory fetch per OrderDetails: stock, inStock and shippingEstimate all come after the products
     // fetch (they @require price and weight), so the plan is orders, then users and products, then inventory.
     expect(count(after, inventoryFetches) - count(before, inventoryFetches)).toBe(2);
-    expect(after).toMatch(/graphql_operation_duration_seconds_bucket\{le="0.5",operation="OrderDetails"\} \d+/);
-    expect(after).toMatch(/graphql_subscriptions_open 0/);
+    expect(after).toMatch(/shop_router_graphql_operation_duration_seconds_bucket\{le="0.5",operation="OrderDetails"\} \d+/);
+    expect(after).toMatch(/shop_router_graphql_subscriptions_open 0/);
   });
 
   it('answers /health and /ready', async () => {

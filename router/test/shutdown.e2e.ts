@@ -195,6 +195,7 @@ describe('graceful shutdown', () => {
       SUPERGRAPH_PATH: await supergraphFile(proxy.url),
       PRODUCTS_SUBGRAPH_URL: proxy.url,
       TICKS_SUBGRAPH_URL: ticks.url,
+      METRICS_PORT: '0',
     });
     try {
       const clients = 50;

@@ -35,6 +35,8 @@ export interface Stack {
   subgraphs: Record<SubgraphName, TestSubgraph>;
   router: Router;
   http: Listening;
+  /** The router's metrics port: Prometheus text at this URL (`…/metrics`), never on the client port. */
+  metricsUrl: string;
   /** An access token from the real `login` mutation through the router: the admin, or a demo customer by id. */
   token(who: 'admin' | string): Promise<string>;
   /** `{ authorization: 'Bearer …' }` for `token(who)`. */
@@ -75,19 +77,23 @@ export async function startRouter(
   urls: Partial<Record<SubgraphName, string>>,
   log: Logger = createLogger('router', 'silent'),
   extraEnv: NodeJS.ProcessEnv = {},
-): Promise<{ router: Router; http: Listening; url: string; stop(): Promise<void> }> {
+): Promise<{ router: Router; http: Listening; url: string; metricsUrl: string; stop(): Promise<void> }> {
   const env: NodeJS.ProcessEnv = { ...extraEnv, SUPERGRAPH_PATH: supergraphPath };
   for (const [name, url] of Object.entries(urls)) env[`${name.toUpperCase()}_SUBGRAPH_URL`] = url;
   const router = await createRouter(readRouterConfig([], env), log);
   const http = await listen(router.listener, 0, '127.0.0.1');
   router.attachWebSockets(http.server);
+  // As main.ts does, on a port of its own.
+  const metrics = await listen(router.metricsListener, 0, '127.0.0.1', '/metrics');
   return {
     router,
     http,
     url: http.url,
+    metricsUrl: metrics.url,
     async stop() {
       await router.stop();
       await http.close();
+      await metrics.close();
     },
   };
 }
@@ -118,7 +124,7 @@ export async function startStack(
   };
   const entries = Object.entries(subgraphs);
   const urls = Object.fromEntries(entries.map(([name, s]) => [name, s.url]));
-  const { router, http } = await startRouter(
+  const { router, http, metricsUrl, stop: stopRouter } = await startRouter(
     options.supergraphPath ?? COMMITTED_SUPERGRAPH,
     urls,
     options.logs?.router,
@@ -132,10 +138,10 @@ export async function startStack(
     subgraphs,
     router,
     http,
+    metricsUrl,
     ...tokenCache(http.url),
     async stop() {
-      await router.stop();
-      await http.close();
+      await stopRouter();
       await Promise.all(entries.map(([, s]) => s.close()));
       await redis.cleanup();
     },

@@ -22,6 +22,8 @@ let usersSubgraph: TestSubgraph;
 let ticks: TestSubgraph;
 let router: Router;
 let http: Listening;
+let metricsHttp: Listening;
+let metricsUrl: string;
 let client: Client;
 
 function supergraph(ticksUrl: string): string {
@@ -60,6 +62,8 @@ beforeAll(async () => {
   router = await createRouter(readRouterConfig([], { SUPERGRAPH_PATH: file }), createLogger('router', 'silent'));
   http = await listen(router.listener, 0, '127.0.0.1');
   router.attachWebSockets(http.server);
+  metricsHttp = await listen(router.metricsListener, 0, '127.0.0.1', '/metrics');
+  metricsUrl = metricsHttp.url;
   // The events read users' emails, which only the user and administrators may.
   const token = await login(http.url, DEMO_ADMIN.email, DEMO_ADMIN.password);
   client = createClient({
@@ -74,6 +78,7 @@ afterAll(async () => {
   await client?.dispose();
   await router?.stop();
   await http?.close();
+  await metricsHttp?.close();
   await ticks?.close();
   await usersSubgraph?.close();
   await rm(dir, { recursive: true, force: true });
@@ -151,11 +156,11 @@ describe('federated subscriptions through the router', () => {
   it('combines the entity fetches of events that arrive together, and each subscriber still gets its own user', async () => {
     tickState.intervalMs = 20;
     const metric = async (name: string) => {
-      const text = await (await fetch(new URL('/metrics', http.url))).text();
+      const text = await (await fetch(metricsUrl)).text();
       return [...text.matchAll(new RegExp(`^${name}\\{[^}]*subgraph="users"[^}]*\\} (\\d+)`, 'gm'))].reduce((sum, m) => sum + Number(m[1]), 0);
     };
-    const fetchesBefore = await metric('subgraph_fetch_duration_seconds_count');
-    const combinedBefore = await metric('subscription_entity_fetches_combined_total');
+    const fetchesBefore = await metric('shop_router_subgraph_fetch_duration_seconds_count');
+    const combinedBefore = await metric('shop_router_subscription_entity_fetches_combined_total');
     // Thirty subscriptions of one caller, each following another user: none is shared, all tick every 20 ms.
     const followed = Array.from({ length: 30 }, (_, i) => shop.users[i % shop.users.length]!);
     const subs = followed.map((user) => collect(TICKS, { u: user.id, c: 5 }));
@@ -164,8 +169,8 @@ describe('federated subscriptions through the router', () => {
       const user = followed[i]!;
       expect(sub.events).toEqual([1, 2, 3, 4, 5].map((n) => ({ data: { ticks: { n, user: { name: user.name, email: user.email } } } })));
     });
-    const fetches = (await metric('subgraph_fetch_duration_seconds_count')) - fetchesBefore;
-    const combined = (await metric('subscription_entity_fetches_combined_total')) - combinedBefore;
+    const fetches = (await metric('shop_router_subgraph_fetch_duration_seconds_count')) - fetchesBefore;
+    const combined = (await metric('shop_router_subscription_entity_fetches_combined_total')) - combinedBefore;
     // 150 events; those that met a fetch of their lane in flight went out together.
     expect(combined).toBeGreaterThan(0);
     expect(fetches).toBeLessThan(150);

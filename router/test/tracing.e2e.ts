@@ -287,6 +287,7 @@ describe('tracing in separate processes', () => {
     started.push(productsProcess);
     const routerProcess = await spawnService('router/src/main.ts', {
       ...otel,
+      METRICS_PORT: '0',
       SUPERGRAPH_PATH: COMMITTED_SUPERGRAPH,
       PRODUCTS_SUBGRAPH_URL: productsProcess.url,
       USERS_SUBGRAPH_URL: nowhere,

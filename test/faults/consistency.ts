@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { SubgraphName } from './fault-stack.js';
 import type { LoadTally } from './order-load.js';
+import { sleep } from './service-process.js';
 
 /** Statuses in which an order holds its units in inventory. */
 const HOLDING = new Set(['CONFIRMED', 'SHIPPED', 'DELIVERED']);
@@ -252,4 +253,33 @@ export function check(
     notifications: { expected: expectedJobs.size, recorded: recordedJobs.length, missing, doubled, unexpected },
     problems,
   };
+}
+
+/**
+ * Reads the databases until the checks pass or `settleMs` is over; the last verdict, when it passed (undefined when it
+ * never did) and the snapshot it was made on.
+ */
+export async function settle(
+  databaseUrls: Record<SubgraphName, string>,
+  seed: Known & { stock: ReadonlyMap<string, number> },
+  known: Known,
+  tally: Pick<LoadTally, 'placed' | 'cancelled' | 'usersCreated'>,
+  settleMs: number,
+): Promise<{ verdict: Verdict; seconds: number | undefined; snapshot: Snapshot }> {
+  const started = Date.now();
+  let last: { verdict: Verdict; snapshot: Snapshot } | undefined;
+  let lastError: unknown;
+  while (Date.now() - started < settleMs) {
+    try {
+      const snapshot = await readSnapshot(databaseUrls);
+      last = { verdict: check(snapshot, seed, known, tally), snapshot };
+      if (last.verdict.problems.length === 0) return { ...last, seconds: (Date.now() - started) / 1000 };
+    } catch (error) {
+      // The databases may be restarting; the next round reads again.
+      lastError = error;
+    }
+    await sleep(2_000);
+  }
+  if (!last) throw new Error(`the databases could not be read for ${settleMs} ms: ${String(lastError)}`);
+  return { ...last, seconds: undefined };
 }

@@ -30,6 +30,52 @@ function baseEnv(): NodeJS.ProcessEnv {
 }
 
 /**
+ * Creates a database per subgraph (`<prefix>_<subgraph>`) on the server, migrated and loaded with the demo data;
+ * returns their URLs.
+ */
+export async function createDatabases(postgres: PrivatePostgres, prefix: string): Promise<Record<SubgraphName, string>> {
+  const databaseUrls = {} as Record<SubgraphName, string>;
+  for (const name of SUBGRAPHS) {
+    databaseUrls[name] = postgres.url(`${prefix}_${name}`);
+    await postgres.createDatabase(`${prefix}_${name}`);
+    const db = await openDatabase({ url: databaseUrls[name] });
+    try {
+      await migrate(db, DEFINITIONS[name].migrations);
+      await DEFINITIONS[name].seed(db);
+    } finally {
+      await db.close();
+    }
+  }
+  return databaseUrls;
+}
+
+/** The environment every production process of the shop gets: fresh secrets, the Redis, the four databases. */
+export function serviceEnv(redisUrl: string, queuePrefix: string, databaseUrls: Record<SubgraphName, string>): NodeJS.ProcessEnv {
+  return {
+    ...baseEnv(),
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    SEED_DEMO_DATA: 'false',
+    IDENTITY_SECRET: secret(),
+    JWT_SECRET: secret(),
+    REDIS_URL: redisUrl,
+    QUEUE_PREFIX: queuePrefix,
+    USERS_DATABASE_URL: databaseUrls.users,
+    PRODUCTS_DATABASE_URL: databaseUrls.products,
+    ORDERS_DATABASE_URL: databaseUrls.orders,
+    INVENTORY_DATABASE_URL: databaseUrls.inventory,
+    NOTIFICATION_WORKER_IN_PROCESS: 'false',
+    // The reconciler that re-sends messages Redis lost (read by the outbox relays once it exists): short, so a
+    // lost job comes back within the settle time.
+    OUTBOX_RECONCILE_INTERVAL_MS: '2000',
+    OUTBOX_RECONCILE_AGE_MS: '3000',
+    OTEL_SDK_DISABLED: 'true',
+    ...FaultStack.extraEnv(),
+  };
+}
+
+/**
  * The whole shop as separate production processes on a PostgreSQL cluster and a redis-server of its own: users,
  * products, orders, inventory, the notification worker and the router, each on a loopback port.
  */
@@ -64,16 +110,7 @@ export class FaultStack {
     for (const name of SUBGRAPHS) databaseUrls[name] = postgres.url(`faults_${name}`);
     const stack = new FaultStack(postgres, redis, dir, databaseUrls);
     try {
-      for (const name of SUBGRAPHS) {
-        await postgres.createDatabase(`faults_${name}`);
-        const db = await openDatabase({ url: databaseUrls[name] });
-        try {
-          await migrate(db, DEFINITIONS[name].migrations);
-          await DEFINITIONS[name].seed(db);
-        } finally {
-          await db.close();
-        }
-      }
+      await createDatabases(postgres, 'faults');
       log('databases migrated and seeded');
       await stack.startServices();
     } catch (error) {
@@ -91,28 +128,7 @@ export class FaultStack {
     const ports = {} as Record<SubgraphName | 'router', number>;
     for (const name of [...SUBGRAPHS, 'router'] as const) ports[name] = await freePort();
     const subgraphUrl = (name: SubgraphName) => `http://127.0.0.1:${ports[name]}/graphql`;
-    const shared: NodeJS.ProcessEnv = {
-      ...baseEnv(),
-      NODE_ENV: 'production',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-      SEED_DEMO_DATA: 'false',
-      IDENTITY_SECRET: secret(),
-      JWT_SECRET: secret(),
-      REDIS_URL: this.redis.url,
-      QUEUE_PREFIX,
-      USERS_DATABASE_URL: this.databaseUrls.users,
-      PRODUCTS_DATABASE_URL: this.databaseUrls.products,
-      ORDERS_DATABASE_URL: this.databaseUrls.orders,
-      INVENTORY_DATABASE_URL: this.databaseUrls.inventory,
-      NOTIFICATION_WORKER_IN_PROCESS: 'false',
-      // The reconciler that re-sends messages Redis lost (read by the outbox relays once it exists): short, so a
-      // lost job comes back within the settle time.
-      OUTBOX_RECONCILE_INTERVAL_MS: '2000',
-      OUTBOX_RECONCILE_AGE_MS: '3000',
-      OTEL_SDK_DISABLED: 'true',
-      ...FaultStack.extraEnv(),
-    };
+    const shared = serviceEnv(this.redis.url, QUEUE_PREFIX, this.databaseUrls);
     const lookups = { USERS_SUBGRAPH_URL: subgraphUrl('users'), PRODUCTS_SUBGRAPH_URL: subgraphUrl('products') };
     const routerEnv: NodeJS.ProcessEnv = {
       SUPERGRAPH_PATH: supergraph,
@@ -121,6 +137,8 @@ export class FaultStack {
       RATE_LIMIT_MAX: '0',
       // A restarted subgraph is used again within a second.
       SUBGRAPH_BREAKER_COOLDOWN_MS: '1000',
+      // Metrics on a free port of their own: 9464 may be another stack's.
+      METRICS_PORT: '0',
     };
     const add = (name: ServiceName, entry: string, port: number | undefined, env: NodeJS.ProcessEnv = {}) =>
       this.services.set(

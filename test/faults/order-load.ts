@@ -22,6 +22,8 @@ export function emptyTally(): LoadTally {
 export interface Customer {
   id: string;
   authorization: string;
+  /** Other headers of this customer's requests (e.g. the X-Forwarded-For a load balancer passes on). */
+  headers?: Record<string, string>;
 }
 
 export interface OrderLoadOptions {
@@ -36,6 +38,8 @@ export interface OrderLoadOptions {
   signUpsPerSecond: number;
   /** Send `input.idempotencyKey` and retry failed placements with it. */
   idempotencyKeys: boolean;
+  /** How long a client waits for an answer; 12 s unless given. */
+  requestTimeoutMs?: number;
 }
 
 /** Longer than the router's subgraph deadline (10 s), so a slow answer reaches the client as the router's error. */
@@ -48,7 +52,7 @@ const PLACE = 'mutation Place($input: PlaceOrderInput!) { placeOrder(input: $inp
 const CANCEL = 'mutation Cancel($id: ID!, $reason: String) { cancelOrder(id: $id, reason: $reason) { id status } }';
 const SIGN_UP = 'mutation SignUp($input: CreateUserInput!) { createUser(input: $input) { id } }';
 
-interface Answer<T> {
+export interface Answer<T> {
   data?: T | null;
   /** Undefined on success; otherwise the GraphQL error code, `HTTP_<status>`, `NETWORK` or `TIMEOUT`. */
   code?: string;
@@ -56,14 +60,20 @@ interface Answer<T> {
 }
 
 /** One GraphQL request, its failure reduced to a code a client would branch on. */
-async function request<T>(url: string, query: string, variables: Record<string, unknown>, headers: Record<string, string> = {}): Promise<Answer<T>> {
+export async function request<T>(
+  url: string,
+  query: string,
+  variables: Record<string, unknown>,
+  headers: Record<string, string> = {},
+  timeoutMs = REQUEST_TIMEOUT_MS,
+): Promise<Answer<T>> {
   let response: Response;
   try {
     response = await fetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...headers },
       body: JSON.stringify({ query, variables }),
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (error) {
     const name = error instanceof Error ? error.name : '';
@@ -83,7 +93,7 @@ async function request<T>(url: string, query: string, variables: Record<string, 
 }
 
 /** Failures after which the same placement may be sent again with its key (the key makes it safe). */
-const RETRYABLE = new Set(['NETWORK', 'TIMEOUT', 'SERVICE_UNAVAILABLE', 'SUBGRAPH_UNAVAILABLE', 'INTERNAL_SERVER_ERROR', 'HTTP_502', 'HTTP_503']);
+export const RETRYABLE: ReadonlySet<string> = new Set(['NETWORK', 'TIMEOUT', 'SERVICE_UNAVAILABLE', 'SUBGRAPH_UNAVAILABLE', 'INTERNAL_SERVER_ERROR', 'HTTP_502', 'HTTP_503']);
 
 function pick<T>(list: readonly T[]): T {
   return list[Math.floor(Math.random() * list.length)]!;
@@ -159,7 +169,7 @@ export class OrderLoad {
     let answer: Answer<{ placeOrder: { id: string; status: string } }> = {};
     for (let attempt = 1; attempt <= PLACE_ATTEMPTS; attempt++) {
       const input = this.idempotencyKeys ? { items, idempotencyKey: key } : { items };
-      answer = await request(this.options.url, PLACE, { input }, { authorization: customer.authorization });
+      answer = await request(this.options.url, PLACE, { input }, { ...customer.headers, authorization: customer.authorization }, this.options.requestTimeoutMs);
       if (answer.code === 'GRAPHQL_VALIDATION_FAILED' && this.idempotencyKeys && answer.message?.includes('idempotencyKey')) {
         // The running API has no keys: place without one, and never retry a placement (it could place twice).
         this.idempotencyKeys = false;
@@ -193,7 +203,8 @@ export class OrderLoad {
       this.options.url,
       CANCEL,
       { id, reason },
-      { authorization: customer.authorization },
+      { ...customer.headers, authorization: customer.authorization },
+      this.options.requestTimeoutMs,
     );
     if (answer.code || answer.data?.cancelOrder?.status !== 'CANCELLED') {
       // INVALID_TRANSITION is a rejected order, which cannot be cancelled: expected, tallied like the rest.
@@ -206,9 +217,13 @@ export class OrderLoad {
   private async signUp(): Promise<void> {
     const tally = this.tally;
     const tag = randomUUID();
-    const answer = await request<{ createUser: { id: string } }>(this.options.url, SIGN_UP, {
-      input: { email: `fault-${tag}@example.com`, name: 'Fault Test', password: `a long passphrase ${tag}` },
-    });
+    const answer = await request<{ createUser: { id: string } }>(
+      this.options.url,
+      SIGN_UP,
+      { input: { email: `fault-${tag}@example.com`, name: 'Fault Test', password: `a long passphrase ${tag}` } },
+      {},
+      this.options.requestTimeoutMs,
+    );
     const id = answer.data?.createUser?.id;
     if (answer.code || !id) {
       this.fail('createUser', answer.code ?? 'NO_DATA');

@@ -14,11 +14,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { DEMO_CUSTOMER_PASSWORD, demoShop, readBool, readInt, readOptional } from '@shop/common';
-import { check, readSnapshot, type Known, type Verdict } from './consistency.js';
+import { demoShop, readBool, readInt, readOptional } from '@shop/common';
+import { check, readSnapshot, settle, type Known } from './consistency.js';
+import { loginCustomers } from './customers.js';
 import { FaultStack } from './fault-stack.js';
 import { FAULTS, type Fault } from './faults.js';
-import { OrderLoad, type Customer, type LoadTally } from './order-load.js';
+import { OrderLoad } from './order-load.js';
 import { logSummary, resultsTable, type PhaseResult } from './report.js';
 import { sleep } from './service-process.js';
 
@@ -36,66 +37,6 @@ const CUSTOMERS = 20;
 const FINAL_QUIET_MS = 10_000;
 /** The whole run's bound: it stops by itself, whatever hangs. */
 const RUN_LIMIT_MS = 15 * 60_000;
-
-/**
- * Logs one customer in through the router; scrypt is slow on purpose, so a busy users subgraph gets retries for up to a
- * minute (a login that outran the router's deadline opens users' breaker, which lets the next one probe soon after).
- */
-async function login(url: string, email: string): Promise<Customer> {
-  let last: unknown;
-  const until = Date.now() + 60_000;
-  for (let attempt = 0; attempt === 0 || Date.now() < until; attempt++) {
-    const response = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        query: 'mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token user { id } } }',
-        variables: { e: email, p: DEMO_CUSTOMER_PASSWORD },
-      }),
-      signal: AbortSignal.timeout(15_000),
-    }).catch((error: unknown) => error);
-    if (response instanceof Response) {
-      const body = (await response.json()) as { data?: { login?: { token: string; user: { id: string } } }; errors?: unknown };
-      if (body.data?.login) return { id: body.data.login.user.id, authorization: `Bearer ${body.data.login.token}` };
-      last = body.errors;
-    } else {
-      last = response;
-    }
-    await sleep(2_000);
-  }
-  throw new Error(`login of ${email} failed: ${JSON.stringify(last)}`);
-}
-
-async function loginCustomers(url: string): Promise<Customer[]> {
-  const customers: Customer[] = [];
-  // One at a time: scrypt takes a core for each login, and the machine may have two, busy with the whole shop.
-  for (const user of demoShop().users.slice(0, CUSTOMERS)) customers.push(await login(url, user.email));
-  return customers;
-}
-
-/** Reads the databases until the checks pass or the settle time is over; the last verdict and when it passed. */
-async function settle(
-  stack: FaultStack,
-  seed: Known & { stock: ReadonlyMap<string, number> },
-  known: Known,
-  tally: LoadTally,
-): Promise<{ verdict: Verdict; seconds: number | undefined }> {
-  const started = Date.now();
-  let verdict: Verdict | undefined;
-  let lastError: unknown;
-  while (Date.now() - started < SETTLE_MS) {
-    try {
-      verdict = check(await readSnapshot(stack.databaseUrls), seed, known, tally);
-      if (verdict.problems.length === 0) return { verdict, seconds: (Date.now() - started) / 1000 };
-    } catch (error) {
-      // The databases may be restarting; the next round reads again.
-      lastError = error;
-    }
-    await sleep(2_000);
-  }
-  if (!verdict) throw new Error(`the databases could not be read for ${SETTLE_MS} ms: ${String(lastError)}`);
-  return { verdict, seconds: undefined };
-}
 
 async function runPhase(
   stack: FaultStack,
@@ -116,7 +57,7 @@ async function runPhase(
   await sleep(AFTER_MS);
   const tally = await load.stop();
   out(`  ${elapsed(phaseStart)} load stopped: ${tally.placed.size} orders placed OK; settling`);
-  const { verdict, seconds } = await settle(stack, seed, known, tally);
+  const { verdict, seconds } = await settle(stack.databaseUrls, seed, known, tally, SETTLE_MS);
   out(`  ${elapsed(phaseStart)} ${seconds === undefined ? `still inconsistent after ${SETTLE_MS / 1000}s` : `consistent after ${seconds.toFixed(1)}s`}`);
   // A process that died is restarted by its supervisor: give it the time to come back before the next fault.
   const deadline = Date.now() + 30_000;
@@ -139,7 +80,7 @@ async function run(): Promise<number> {
   let failed = true;
   try {
     out(`services up after ${elapsed(started)}; idempotency keys in the supergraph: ${stack.idempotencyKeys}`);
-    const customers = await loginCustomers(stack.routerUrl);
+    const customers = await loginCustomers(stack.routerUrl, demoShop().users.slice(0, CUSTOMERS));
     const baseline = await readSnapshot(stack.databaseUrls);
     const seed = { orders: new Set(baseline.orders.keys()), users: baseline.userIds, stock: baseline.stock };
     const load = new OrderLoad({

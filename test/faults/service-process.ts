@@ -23,6 +23,8 @@ export interface ServiceProcessOptions {
   /** A line the process logs once it is ready, for one without HTTP. */
   readyLine?: string;
   logPath: string;
+  /** Longest wait for it to be ready when started; 60 s unless given. */
+  startTimeoutMs?: number;
   /** Called when it exits without the harness killing or stopping it. */
   onDeath(death: Death): void;
 }
@@ -86,7 +88,8 @@ export class ServiceProcess {
     child.stdout!.on('data', capture);
     child.stderr!.on('data', capture);
     child.once('exit', (code, signal) => this.exited(child, code, signal));
-    const deadline = Date.now() + START_TIMEOUT_MS;
+    const timeoutMs = this.options.startTimeoutMs ?? START_TIMEOUT_MS;
+    const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (child.exitCode !== null || child.signalCode !== null) {
         throw new Error(`${this.name} exited while starting (${child.exitCode ?? child.signalCode}): ${this.output.slice(-2_000)}`);
@@ -97,7 +100,7 @@ export class ServiceProcess {
       }
       await sleep(100);
     }
-    throw new Error(`${this.name} not ready after ${START_TIMEOUT_MS} ms: ${this.output.slice(-2_000)}`);
+    throw new Error(`${this.name} not ready after ${timeoutMs} ms: ${this.output.slice(-2_000)}`);
   }
 
   private async ready(): Promise<boolean> {

@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { ConfigError, readOptional } from './config.js';
+import { DEV_IDENTITY_SECRET, checkProductionSecret } from './secrets.js';
 
 /**
  * The identity the router (or a trusted service) vouches for on a subgraph call, in the
@@ -22,8 +23,7 @@ export interface Identity {
 /** Lifetime of a signed identity: long enough for one request, short enough that a leaked header soon dies. */
 export const IDENTITY_TTL_SECONDS = 60;
 
-/** Used when IDENTITY_SECRET is unset outside production; public, so it protects nothing. */
-export const DEV_IDENTITY_SECRET = 'shop-dev-identity-secret-not-for-production';
+export { DEV_IDENTITY_SECRET };
 
 export class IdentityError extends Error {
   override name = 'IdentityError';
@@ -151,8 +151,6 @@ export function readIdentitySecret(env: Readonly<Record<string, string | undefin
     if (production) throw new ConfigError('IDENTITY_SECRET is required in production (the key router and subgraphs share)');
     return DEV_IDENTITY_SECRET;
   }
-  if (production && secret.length < 32) throw new ConfigError('IDENTITY_SECRET must be at least 32 characters');
-  // .env.example's placeholder is public.
-  if (production && secret.startsWith('change-me')) throw new ConfigError('IDENTITY_SECRET still has the placeholder of .env.example');
+  if (production) checkProductionSecret('IDENTITY_SECRET', secret);
   return secret;
 }

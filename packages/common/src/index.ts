@@ -21,6 +21,7 @@ export * from './identity.js';
 export * from './auth.js';
 export * from './password.js';
 export * from './jwt.js';
+export { checkProductionSecret } from './secrets.js';
 export * from './telemetry.js';
 export * from './entity-cache.js';
 export * from './outage.js';

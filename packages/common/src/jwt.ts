@@ -11,9 +11,9 @@ import {
 } from 'jose';
 import { ConfigError, readInt, readOptional, readString, readUrl } from './config.js';
 import type { Identity, Role } from './identity.js';
+import { DEV_JWT_SECRET, checkProductionSecret } from './secrets.js';
 
-/** Used when JWT_SECRET is unset outside production; public, so it protects nothing. */
-export const DEV_JWT_SECRET = 'shop-dev-jwt-secret-not-for-production';
+export { DEV_JWT_SECRET };
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -45,8 +45,7 @@ const claims = (env: Env) => ({
 function devSecret(env: Env, production: boolean): string | undefined {
   const secret = readOptional(env, 'JWT_SECRET');
   if (secret !== undefined) {
-    if (production && secret.length < 32) throw new ConfigError('JWT_SECRET must be at least 32 characters');
-    if (production && secret.startsWith('change-me')) throw new ConfigError('JWT_SECRET still has the placeholder of .env.example');
+    if (production) checkProductionSecret('JWT_SECRET', secret);
     return secret;
   }
   if (production) return undefined;

@@ -42,6 +42,11 @@ export interface SubgraphDefinition<TContext extends BaseContext, TRuntime exten
   /** Loads the demo data; must be idempotent. */
   seed(db: Database): Promise<{ inserted: number }>;
   createServer(production: boolean): ApolloServer<TContext>;
+  /**
+   * One-time set-up at start, after the migrations and demo data and before serving (e.g. the administrator the
+   * operator asks for); reads its settings from env and must be safe when several replicas run it together.
+   */
+  bootstrap?(db: Database, env: NodeJS.ProcessEnv, log: Logger): Promise<void>;
   /** Starts background work once the database is ready; reads its settings from env. */
   startRuntime?(db: Database, env: NodeJS.ProcessEnv, log: Logger): Promise<TRuntime>;
   /** The per-request context; `runtime` is what startRuntime returned, if the subgraph has one. */
@@ -219,9 +224,12 @@ export async function runSubgraph<TContext extends BaseContext, TRuntime extends
   const { db, applied } = await prepareDatabase(definition, config);
   log.info({ database: db.kind, applied }, 'database ready');
   if (config.seedDemoData) {
+    // Only when SEED_DEMO_DATA asks for it in production: the demo accounts' passwords are public.
+    if (config.production) log.warn('SEED_DEMO_DATA is on in production: the demo accounts and their public passwords are loaded');
     const { inserted } = await definition.seed(db);
     if (inserted > 0) log.info({ inserted }, 'demo data loaded');
   }
+  await definition.bootstrap?.(db, process.env, log);
   const runtime = await definition.startRuntime?.(db, process.env, log);
   const running = await serveSubgraph(definition, db, { ...config, log, runtime });
   log.info({ url: running.http.url }, `${definition.name} subgraph ready`);

@@ -52,6 +52,43 @@ export async function insertUser(
   return row!;
 }
 
+/**
+ * Inserts an account unless one with its email exists already (the unique index on lower(email) decides, so replicas
+ * racing to insert the same one make one row). Returns the new row, or null when the email was taken.
+ */
+export async function insertUserIfAbsent(
+  db: Queryable,
+  user: { id: string; email: string; name: string; passwordHash: string; role: UserRole },
+): Promise<UserRow | null> {
+  const [row] = await db.query<UserRow>(
+    `INSERT INTO users (id, email, name, password_hash, role) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT DO NOTHING RETURNING ${COLUMNS}`,
+    [user.id, user.email, user.name, user.passwordHash, user.role],
+  );
+  return row ?? null;
+}
+
+/**
+ * Makes the account with this email an ADMIN. Its password is kept; only an account without one (it could not log
+ * in) gets `passwordHash`. Returns what it was before, or null when there is no such account.
+ */
+export async function promoteToAdmin(
+  db: Queryable,
+  email: string,
+  passwordHash: string,
+): Promise<{ id: string; previousRole: UserRole; hadPassword: boolean } | null> {
+  const [row] = await db.query<{ id: string; previousRole: UserRole; hadPassword: boolean }>(
+    `WITH before AS (
+       SELECT id, role, password_hash IS NOT NULL AS had_password FROM users WHERE lower(email) = lower($1) FOR UPDATE
+     )
+     UPDATE users u SET role = 'ADMIN', password_hash = COALESCE(u.password_hash, $2)
+     FROM before WHERE u.id = before.id
+     RETURNING u.id, before.role AS "previousRole", before.had_password AS "hadPassword"`,
+    [email, passwordHash],
+  );
+  return row ?? null;
+}
+
 /** A user to seed, with the hash of their password and their role. */
 export interface SeedUser {
   id: string;

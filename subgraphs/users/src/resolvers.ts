@@ -19,19 +19,16 @@ import {
 import { credentialsByEmail, insertUser, listUsers, type NotificationKeyset, type NotificationRow, type UserRow } from './db.js';
 import type { Resolvers } from './generated/resolvers.js';
 import { welcomeMessage } from './notifications/jobs.js';
-
-// Deliberately simple: one @, no spaces, a dot in the domain. Real verification is a confirmation email.
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+import { normalizeEmail, passwordProblem } from './accounts.js';
 
 function validateNewUser(input: { email: string; name: string; password?: string | null }) {
-  const email = input.email.trim().toLowerCase();
+  const email = normalizeEmail(input.email);
   const name = input.name.trim();
-  if (email.length > 254 || !EMAIL.test(email)) throw badInput('input.email', `"${input.email}" is not a valid email address`);
+  if (email === undefined) throw badInput('input.email', `"${input.email}" is not a valid email address`);
   if (name.length < 1 || name.length > 100) throw badInput('input.name', 'must be 1 to 100 characters');
   const password = input.password ?? null;
-  if (password !== null && (password.length < 12 || password.length > 200)) {
-    throw badInput('input.password', 'must be 12 to 200 characters');
-  }
+  const problem = password === null ? undefined : passwordProblem(password);
+  if (problem !== undefined) throw badInput('input.password', problem);
   return { email, name, password };
 }
 
