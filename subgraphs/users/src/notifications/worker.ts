@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { EntityInvalidator, createRedis, pauseWorkerWhileDatabaseDown, withJobContext, type Database, type Logger } from '@shop/common';
+import { EntityInvalidator, closeWorker, createRedis, pauseWorkerWhileDatabaseDown, withJobContext, type Database, type Logger } from '@shop/common';
 import { notificationTarget, recordNotification } from '../db.js';
 import { readNotificationWorkerConfig, type NotificationWorkerConfig } from './config.js';
 import { InvalidNotificationJob, NOTIFICATIONS_QUEUE, parseNotificationJob } from './jobs.js';
@@ -78,9 +78,9 @@ export interface NotificationWorker {
   readonly worker: Worker;
   readonly transport: Transport;
   /**
-   * Stops taking jobs and waits for the running ones to finish, then closes Redis and the transport it
-   * opened; the database stays open. `force` does not wait: running jobs are taken over by another worker
-   * once their lock expires.
+   * Stops taking jobs and waits for the running ones to finish (up to 30 s, and not at all while Redis is away), then
+   * closes Redis and the transport it opened; the database stays open. `force` does not wait: running jobs are
+   * taken over by another worker once their lock expires.
    */
   close(force?: boolean): Promise<void>;
 }
@@ -152,7 +152,9 @@ export async function startNotificationWorker(
     close(force = false) {
       closing ??= (async () => {
         databaseWatch.stop();
-        await worker.close(force);
+        // Without Redis the running jobs could never be recorded: closeWorker stops at once then (another worker takes
+        // them over), and bounds the wait otherwise.
+        await (force ? worker.close(true) : closeWorker(worker, connection));
         connection.disconnect();
         await ownTransport?.close();
       })();
