@@ -21,4 +21,4 @@ fi
 command -v docker-compose >/dev/null || { echo "test:containers: docker-compose is not installed" >&2; exit 2; }
 
 # The whole run, image build included, is bounded; run.ts takes the stack down on every way out.
-exec timeout --signal=TERM --kill-after=60 "${CONTAINER_TEST_TIMEOUT:-900}" npx tsx test/containers/run.ts "$@"
+exec timeout --signal=TERM --kill-after=60 "${CONTAINER_TEST_TIMEOUT:-1200}" npx tsx test/containers/run.ts "$@"
