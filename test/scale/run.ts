@@ -334,6 +334,8 @@ const watchdog = setTimeout(() => abort(`scale-out test did not finish within ${
 watchdog.unref();
 process.once('SIGINT', () => abort('interrupted', 130));
 process.once('SIGTERM', () => abort('terminated', 143));
+// A crash of the harness itself must not leave a dozen services running without it.
+process.once('unhandledRejection', (reason) => abort(`unhandled rejection: ${reason instanceof Error ? reason.message : String(reason)}`, 1));
 
 run().then(
   (code) => process.exit(code),
