@@ -32,8 +32,10 @@ export interface FollowedOrder {
   id: string;
   customer: Customer;
   events: Seen[];
-  /** Times the subscriber subscribed again after its router closed the socket or ended the subscription. */
+  /** Times the subscriber subscribed again after its router ended the subscription (e.g. shutting down). */
   resubscribed: number;
+  /** Sockets the subscriber opened: more than one when its connection was cut (its router killed or stopped). */
+  connections: number;
   errors: string[];
 }
 
@@ -145,7 +147,7 @@ export class LiveOrders {
     );
     const id = placed.data?.placeOrder?.id;
     if (!id) return;
-    const order: FollowedOrder = { id, customer, events: [], resubscribed: 0, errors: [] };
+    const order: FollowedOrder = { id, customer, events: [], resubscribed: 0, connections: 0, errors: [] };
     this.tally.orders.push(order);
     const client = this.subscriber(customer);
     let done = false;
@@ -179,6 +181,7 @@ export class LiveOrders {
     };
     // After a reconnect, graphql-ws subscribes again by itself: the next event is the order as it is.
     client.on('connected', () => {
+      order.connections++;
       awaitingCurrent = true;
     });
     subscribe();

@@ -235,7 +235,7 @@ function report(results: readonly PhaseResult[]): string {
       `${r.name}: ${r.observed}`,
       `  ${r.queries.requests} OrderDetails, ${r.load.placed.size} placed and ${r.load.cancelled.size} cancelled by the checkout load, ${r.followed} orders followed live; settled ${r.settleSeconds === undefined ? `never (>${SETTLE_MS / 1000}s)` : `after ${r.settleSeconds.toFixed(1)}s`}`,
       `  client-visible failures: queries ${describe(r.queries.failures)}; checkouts ${describe(r.load.failures)}; followed orders ${describe(r.live.failures)}`,
-      `  subscriptions: ${r.live.orders.reduce((n, o) => n + o.resubscribed, 0)} resubscribed after their router ended them; errors ${describe(r.subscriptionErrors)}`,
+      `  subscriptions: ${r.live.orders.reduce((n, o) => n + Math.max(0, o.connections - 1), 0)} reconnects after a cut socket, ${r.live.orders.reduce((n, o) => n + o.resubscribed, 0)} resubscriptions after their router ended them; errors ${describe(r.subscriptionErrors)}`,
       ...r.shared.map((c) => `  ${c.name}: ${c.detail}`),
       ...r.problems.map((p) => `  FAIL ${p}`),
       '',
@@ -334,6 +334,8 @@ const watchdog = setTimeout(() => abort(`scale-out test did not finish within ${
 watchdog.unref();
 process.once('SIGINT', () => abort('interrupted', 130));
 process.once('SIGTERM', () => abort('terminated', 143));
+// A crash of the harness itself must not leave a dozen services running without it.
+process.once('unhandledRejection', (reason) => abort(`unhandled rejection: ${reason instanceof Error ? reason.message : String(reason)}`, 1));
 
 run().then(
   (code) => process.exit(code),
