@@ -127,6 +127,8 @@ export class ScaleStack {
         // A dead replica is answered for by HAProxy at once (refused, sent to the other); the deadline only meets a
         // slow one, and on a starved two-core machine a replica may take more than the default 10 s to answer.
         SUBGRAPH_TIMEOUT_MS: '20000',
+        // Two routers on one machine: each its own metrics port.
+        METRICS_PORT: '0',
       },
       // Orders looks users and products up when an order is placed.
       orders: throughBalancer(['users', 'products']),
