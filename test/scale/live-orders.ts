@@ -94,17 +94,30 @@ export class LiveOrders {
   private timer: NodeJS.Timeout | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly clients = new Set<Client>();
+  /** Confirmed orders wait here before they move on, so their subscriptions stay open through a phase's fault. */
+  private gate: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: LiveOrdersOptions) {}
 
-  start(): void {
+  /**
+   * Starts following: `burst` orders at once (each subscriber on its own socket, spread over the routers by the
+   * balancer), then `perSecond`. Confirmed orders are held until `release` is called, so the subscriptions open
+   * before a fault are still open when it strikes.
+   */
+  start(burst = 0): { release: () => void } {
     this.tally = { orders: [], requests: 0, retries: 0, failures: new Map() };
-    this.timer = setInterval(() => {
-      // Never rejects: what goes wrong is tallied as a failure of the client.
-      const work = this.follow().catch((error: unknown) => this.fail('follow', error instanceof Error ? error.message : describe(error)));
-      this.inFlight.add(work);
-      void work.finally(() => this.inFlight.delete(work));
-    }, 1000 / this.options.perSecond);
+    let release = () => {};
+    this.gate = new Promise<void>((resolve) => (release = resolve));
+    for (let i = 0; i < burst; i++) this.launch();
+    this.timer = setInterval(() => this.launch(), 1000 / this.options.perSecond);
+    return { release };
+  }
+
+  private launch(): void {
+    // Never rejects: what goes wrong is tallied as a failure of the client.
+    const work = this.follow().catch((error: unknown) => this.fail('follow', error instanceof Error ? error.message : describe(error)));
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work));
   }
 
   /** Starts no more orders and waits for the followed ones to reach their last status (or their steps to time out). */
@@ -188,6 +201,7 @@ export class LiveOrders {
     try {
       const first = await this.until(order, (s) => s !== 'PENDING');
       if (first === 'CONFIRMED') {
+        await this.gate;
         if (Math.random() < 0.4) {
           const cancelled = await this.mutate('cancelOrder', CANCEL, { id, reason: 'scale test' }, customer);
           if (!cancelled.code) await this.until(order, (s) => s === 'CANCELLED');

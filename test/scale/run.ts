@@ -38,6 +38,11 @@ const CUSTOMERS = 10;
 const ORDERS_PER_SECOND = 2;
 const QUERIES_PER_SECOND = 4;
 const FOLLOWED_PER_SECOND = 0.5;
+/**
+ * Followed orders placed at the start of each phase and held CONFIRMED until its fault is over: their subscriptions
+ * are open on both routers (HAProxy balances by least connections) when one of them dies.
+ */
+const HELD_SUBSCRIBERS = 6;
 /** The whole run's bound: it stops by itself, whatever hangs. */
 const RUN_LIMIT_MS = 20 * 60_000;
 /** Client failures that are answers, not faults: cancelling an order its reservation already rejected. */
@@ -140,11 +145,12 @@ async function runPhase(context: Context, phase: Phase, index: number): Promise<
   for (const replica of stack.replicas) replica.process.note(`phase "${phase.name}" begins`);
   context.orderLoad.start();
   context.queryLoad.start();
-  context.liveOrders.start();
+  const held = context.liveOrders.start(HELD_SUBSCRIBERS);
   await sleep(PHASE_MS);
   out(`  ${elapsed(phaseStart)} ${phase.name}`);
   for (const replica of stack.replicas) replica.process.note(`"${phase.name}" starts`);
   const observed = await phase.run(stack);
+  held.release();
   out(`  ${elapsed(phaseStart)} ${observed}`);
   await sleep(PHASE_MS);
   const [load, queries, live] = await Promise.all([context.orderLoad.stop(), context.queryLoad.stop(), context.liveOrders.stop()]);
@@ -182,6 +188,8 @@ async function runPhase(context: Context, phase: Phase, index: number): Promise<
   if (queryFailures > 0) problems.push(`${queryFailures} OrderDetails queries failed: ${describe(queries.failures)}`);
   const mutationFailures = count(load.failures, (key) => !EXPECTED_FAILURES.has(key)) + count(live.failures);
   if (mutationFailures > 0) problems.push(`${mutationFailures} mutations failed after the client's retries: ${describe(load.failures)}; followed orders: ${describe(live.failures)}`);
+  const reconnects = live.orders.reduce((n, o) => n + Math.max(0, o.connections - 1), 0);
+  if (phase.name === 'kill -9 router' && reconnects === 0) problems.push('no subscriber lost its router: the kill did not test reconnection');
   if (missedEvents.length > 0) problems.push(`${missedEvents.length} status changes never reached their subscriber (e.g. ${missedEvents.slice(0, 3).join('; ')})`);
   for (const c of shared) if (!c.ok) problems.push(`${c.name} not shared by the routers: ${c.detail}`);
   if (died.length > 0) problems.push(`died without being killed: ${died.join(', ')}`);
