@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { ORDER_DETAILS } from '../../router/test/fixtures/operations.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const IMAGE = process.env.SHOP_TEST_IMAGE ?? 'shop-supergraph:container-test';
@@ -195,18 +196,6 @@ async function signUp(email: string, name: string, password: string): Promise<An
   return answer!;
 }
 
-const ORDER_DETAILS = /* GraphQL */ `
-  query OrderDetails($id: ID!) {
-    order(id: $id) {
-      id status createdAt total { amount currency }
-      user { id name email }
-      items {
-        quantity unitPrice { amount currency } subtotal { amount }
-        product { id sku name price { amount currency } inStock stock shippingEstimate { amount currency } }
-      }
-    }
-  }
-`;
 interface OrderDetails {
   order: {
     id: string;

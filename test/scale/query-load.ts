@@ -1,17 +1,6 @@
 import { request, type Customer } from '../faults/order-load.js';
+import { ORDER_DETAILS } from '../../router/test/fixtures/operations.js';
 import { CLIENT_TIMEOUT_MS } from './scale-stack.js';
-
-/** The web app's order page, as in the README: fields from all four subgraphs. */
-export const ORDER_DETAILS = `query OrderDetails($id: ID!) {
-  order(id: $id) {
-    id status createdAt total { amount currency }
-    user { id name email }
-    items {
-      quantity unitPrice { amount currency } subtotal { amount }
-      product { id sku name price { amount currency } inStock stock shippingEstimate { amount currency } }
-    }
-  }
-}`;
 
 export interface QueryTally {
   requests: number;
