@@ -9,7 +9,7 @@
 #
 # The Node base is a build argument: the current LTS by default; the code also runs on Node 20
 # (`--build-arg NODE_IMAGE=node:20-bookworm-slim`, as the container test does).
-ARG NODE_IMAGE=node:24-bookworm-slim
+ARG NODE_IMAGE=node:26-slim
 
 # Every workspace's package.json (npm ci checks the lockfile against all of them), then all dependencies, dev included.
 FROM ${NODE_IMAGE} AS deps
