@@ -143,7 +143,7 @@ const routerUrl = `http://127.0.0.1:${ports.router}/graphql`;
 interface Answer<T> {
   status: number;
   data?: T | null;
-  errors?: { message: string; extensions?: { code?: string } }[];
+  errors?: { message: string; extensions?: { code?: string; retryAfterSeconds?: number } }[];
 }
 async function graphql<T>(query: string, variables: Record<string, unknown> = {}, token?: string): Promise<Answer<T>> {
   const response = await fetch(routerUrl, {
@@ -155,10 +155,26 @@ async function graphql<T>(query: string, variables: Record<string, unknown> = {}
   });
   return { status: response.status, ...((await response.json()) as Omit<Answer<T>, 'status'>) };
 }
+/** Answers the services gave as SERVICE_UNAVAILABLE and the client retried, as a frontend is told to; in the summary. */
+let unavailableRetries = 0;
+/**
+ * The data of an answer without errors. A SERVICE_UNAVAILABLE answer (nothing was written) is retried after its
+ * retryAfterSeconds, twice at most, as the README tells clients to; each retry is logged and counted.
+ */
 async function ok<T>(query: string, variables: Record<string, unknown> = {}, token?: string): Promise<T> {
-  const answer = await graphql<T>(query, variables, token);
-  if (answer.errors?.length || !answer.data) throw new Error(`GraphQL errors: ${JSON.stringify(answer.errors ?? answer)}`);
-  return answer.data;
+  for (let attempt = 1; ; attempt++) {
+    const answer = await graphql<T>(query, variables, token);
+    const unavailable = answer.errors?.length && answer.errors.every((e) => e.extensions?.code === 'SERVICE_UNAVAILABLE');
+    if (unavailable && attempt <= 2) {
+      unavailableRetries++;
+      const wait = Math.min(answer.errors![0]!.extensions?.retryAfterSeconds ?? 1, 5);
+      log(`SERVICE_UNAVAILABLE (${answer.errors![0]!.message}); retrying in ${wait} s as the answer asks`);
+      await sleep(wait * 1000);
+      continue;
+    }
+    if (answer.errors?.length || !answer.data) throw new Error(`GraphQL errors: ${JSON.stringify(answer.errors ?? answer)}`);
+    return answer.data;
+  }
 }
 
 const LOGIN = 'mutation Login($email: String!, $password: String!) { login(email: $email, password: $password) { token user { id email role } } }';
@@ -434,7 +450,7 @@ try {
   });
 
   failed = results.some((r) => !r.ok);
-  log(`${results.filter((r) => r.ok).length}/${results.length} checks passed`);
+  log(`${results.filter((r) => r.ok).length}/${results.length} checks passed; SERVICE_UNAVAILABLE answers retried: ${unavailableRetries}`);
   for (const r of results.filter((r) => !r.ok)) log(`failed: ${r.name}: ${r.detail}`);
 } catch (error) {
   failed = true;
