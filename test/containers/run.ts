@@ -10,13 +10,13 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { ORDER_DETAILS } from '../../router/test/fixtures/operations.js';
+import { freePort } from '@shop/common/test-servers';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const IMAGE = process.env.SHOP_TEST_IMAGE ?? 'shop-supergraph:container-test';
@@ -43,17 +43,6 @@ function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv
     child.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()));
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${err.trim()}`))));
-  });
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
   });
 }
 
